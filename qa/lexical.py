@@ -1,0 +1,76 @@
+"""Lexical side of retrieval: one tokenizer for documents and questions, BM25 (bm25s) over it, and term weights."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+_WORD = re.compile(r"\w+(?:[.,'’]\w+)*")
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stop words dropped, stemmed: "The mayors elected" -> ['mayor', 'elect']."""
+    stop = _stopwords()
+    words = [w for w in (m.group().lower().replace("’", "'") for m in _WORD.finditer(text)) if w not in stop]
+    return _stemmer().stemWords(words)
+
+
+class Bm25:
+    """BM25 over a list of texts, with the document frequencies kept for idf-weighted term overlap."""
+
+    def __init__(self, model):
+        self._model = model
+        # subtle: bm25s stores scores column-per-term (CSC), so a term's document frequency is its column length.
+        indptr = np.asarray(model.scores["indptr"])
+        self._df = np.diff(indptr)
+        self._n = int(model.scores["num_docs"])
+
+    @classmethod
+    def build(cls, token_lists: list[list[str]]) -> "Bm25":
+        import bm25s
+
+        model = bm25s.BM25()
+        model.index([tokens or [""] for tokens in token_lists], show_progress=False)
+        return cls(model)
+
+    def save(self, folder: Path) -> None:
+        self._model.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Bm25":
+        import bm25s
+
+        return cls(bm25s.BM25.load(str(folder), show_progress=False, verbosity=0))
+
+    def scores(self, tokens: list[str]) -> np.ndarray:
+        """BM25 score of every indexed text for the query tokens (zeros when none is known)."""
+        ids = self._model.get_tokens_ids(tokens)
+        if not ids:
+            return np.zeros(self._n, dtype=np.float32)
+        return self._model.get_scores_from_ids(ids)
+
+    def idf(self, tokens: list[str]) -> dict[str, float]:
+        """Inverse document frequency of each token; unseen tokens get the highest weight."""
+        vocab = self._model.vocab_dict
+        weights = {}
+        for t in tokens:
+            df = int(self._df[vocab[t]]) if t in vocab else 0
+            weights[t] = float(np.log(1 + (self._n - df + 0.5) / (df + 0.5)))
+        return weights

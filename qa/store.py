@@ -1,0 +1,223 @@
+"""IndexStore: the index folder on disk. Atomic saves, a build lock, and loads that refuse anything half-written.
+
+Layout of `index/`:
+    CURRENT             name of the live build folder, replaced atomically (os.replace) when a build finishes
+    build-<id>/         manifest.json, documents.json, sentences.npy, chunks.npy,
+                        sentences.faiss, chunks.faiss, bm25-sentences/, bm25-chunks/
+    .lock               held while a build runs
+A reader follows CURRENT, so it sees the old build or the new one, never a mix; `kill -9` mid-build leaves
+only a `tmp-*` folder that the next build removes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError
+from .lexical import Bm25
+from .types import Document
+
+FORMAT_VERSION = 1
+#: Above this many vectors a flat scan gives way to HNSW (recall measured in bench/).
+FLAT_LIMIT = 200_000
+
+
+@dataclass
+class IndexData:
+    """Everything a question needs, in memory.
+
+    `sentences` rows are (document, start, end); `chunks` rows are (document, start, end, first, last) with
+    first/last global sentence numbers, last exclusive. Vectors are unit length, row-aligned with the records.
+    """
+
+    manifest: dict
+    documents: list[Document]
+    sentences: np.ndarray
+    chunks: np.ndarray
+    sentence_index: object
+    chunk_index: object
+    sentence_bm25: Bm25
+    chunk_bm25: Bm25
+
+    @property
+    def sentence_vectors(self) -> np.ndarray:
+        return vectors_of(self.sentence_index)
+
+    @property
+    def chunk_vectors(self) -> np.ndarray:
+        return vectors_of(self.chunk_index)
+
+
+def vector_index(vectors: np.ndarray):
+    """Inner product (= cosine on unit vectors) FAISS index: exact while small, HNSW beyond FLAT_LIMIT."""
+    import faiss
+
+    d = vectors.shape[1]
+    if len(vectors) <= FLAT_LIMIT:
+        index = faiss.IndexFlatIP(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def vectors_of(index) -> np.ndarray:
+    """The stored vectors as a (n, d) array view, without copying, for flat and HNSW indexes alike."""
+    import faiss
+
+    index = faiss.downcast_index(index)
+    flat = faiss.downcast_index(index.storage) if hasattr(index, "storage") else index
+    n, d = flat.ntotal, flat.d
+    if n == 0:
+        return np.zeros((0, d), dtype=np.float32)
+    return faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d)
+
+
+class IndexStore:
+    """Reads and writes one index folder."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def lock(self):
+        """A lock held for a whole build; a second build refuses at once instead of racing the first."""
+        from filelock import FileLock, Timeout
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.folder / ".lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise IndexBusyError(f"another `qa index` is building {self.folder} right now; wait for it to finish") from None
+        return lock
+
+    def current(self) -> Path:
+        pointer = self.folder / "CURRENT"
+        try:
+            name = pointer.read_text().strip()
+        except FileNotFoundError:
+            raise IndexMissingError(f"no index in {self.folder}; run `qa index` to build it") from None
+        build = self.folder / name
+        if not name.startswith("build-") or not build.is_dir():
+            raise IndexCorruptError(f"index in {self.folder} points at a missing build; run `qa index` to rebuild it")
+        return build
+
+    def manifest(self) -> dict:
+        return _read_manifest(self.current())
+
+    def load(self, expected_key: dict | None = None) -> IndexData:
+        """Load the live build; refuse a damaged one, or one built with other settings than `expected_key`."""
+        import faiss
+
+        build = self.current()
+        manifest = _read_manifest(build)
+        if expected_key is not None and manifest.get("settings") != expected_key:
+            raise IndexMismatchError(_mismatch(manifest.get("settings", {}), expected_key))
+        for name, size in manifest.get("sizes", {}).items():
+            path = build / name
+            if not path.is_file() or path.stat().st_size != size:
+                raise IndexCorruptError(f"index file {path} is truncated or missing; run `qa index` to rebuild it")
+        try:
+            docs = json.loads((build / "documents.json").read_text(encoding="utf-8"))
+            documents = [Document(d["source"], d["text"], d["sha256"]) for d in docs]
+            data = IndexData(
+                manifest=manifest,
+                documents=documents,
+                sentences=np.load(build / "sentences.npy"),
+                chunks=np.load(build / "chunks.npy"),
+                sentence_index=faiss.read_index(str(build / "sentences.faiss")),
+                chunk_index=faiss.read_index(str(build / "chunks.faiss")),
+                sentence_bm25=Bm25.load(build / "bm25-sentences"),
+                chunk_bm25=Bm25.load(build / "bm25-chunks"),
+            )
+        except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as e:
+            raise IndexCorruptError(f"index in {build} cannot be read ({e}); run `qa index` to rebuild it") from None
+        if not (len(data.sentences) == data.sentence_index.ntotal and len(data.chunks) == data.chunk_index.ntotal):
+            raise IndexCorruptError(f"index in {build} has records and vectors of different lengths; run `qa index`")
+        return data
+
+    def save(self, data: IndexData) -> Path:
+        """Write a new build beside the live one and switch CURRENT to it in one atomic rename."""
+        import faiss
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._remove_leftovers()
+        tmp = self.folder / f"tmp-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir()
+        docs = [{"source": d.source, "sha256": d.sha256, "text": d.text} for d in data.documents]
+        (tmp / "documents.json").write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
+        np.save(tmp / "sentences.npy", data.sentences)
+        np.save(tmp / "chunks.npy", data.chunks)
+        faiss.write_index(data.sentence_index, str(tmp / "sentences.faiss"))
+        faiss.write_index(data.chunk_index, str(tmp / "chunks.faiss"))
+        data.sentence_bm25.save(tmp / "bm25-sentences")
+        data.chunk_bm25.save(tmp / "bm25-chunks")
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        manifest = dict(data.manifest, format_version=FORMAT_VERSION)
+        manifest["sizes"] = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in files}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+        for path in [*files, tmp / "manifest.json"]:
+            _fsync(path)
+        build = self.folder / f"build-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        tmp.rename(build)
+        pointer = self.folder / "CURRENT.tmp"
+        pointer.write_text(build.name + "\n")
+        _fsync(pointer)
+        previous = self._live_name()
+        os.replace(pointer, self.folder / "CURRENT")
+        _fsync(self.folder)
+        data.manifest = manifest
+        self._remove_old_builds(keep={build.name, previous})
+        return build
+
+    def _live_name(self) -> str | None:
+        try:
+            return (self.folder / "CURRENT").read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def _remove_leftovers(self) -> None:
+        """Folders of builds that were killed before they finished."""
+        for path in self.folder.glob("tmp-*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _remove_old_builds(self, keep: set) -> None:
+        """Keep the new build and the one it replaced (a reader may have just followed CURRENT to it)."""
+        for path in self.folder.glob("build-*"):
+            if path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _read_manifest(build: Path) -> dict:
+    try:
+        manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"index in {build} has no manifest; run `qa index` to rebuild it") from None
+    except (OSError, ValueError) as e:
+        raise IndexCorruptError(f"index manifest in {build} is unreadable ({e}); run `qa index` to rebuild it") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexCorruptError(f"index in {build} has an unknown format; run `qa index` to rebuild it")
+    return manifest
+
+
+def _mismatch(built: dict, wanted: dict) -> str:
+    diffs = ", ".join(f"{k} {built.get(k)!r} (now {wanted[k]!r})" for k in wanted if built.get(k) != wanted[k])
+    return f"index was built with {diffs}; run `qa index` to rebuild it"
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
