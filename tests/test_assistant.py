@@ -1,0 +1,151 @@
+"""The story of a user: index a tiny corpus, ask, and get verbatim, cited quotations — or an honest abstention."""
+
+import json
+
+import numpy as np
+import pytest
+
+from qa.errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError, QuestionError
+from qa.store import IndexStore
+from conftest import SEEDS, make_assistant
+
+
+def _file_text(assistant, source):
+    return (assistant.settings.seeds_dir / source).read_bytes().decode("utf-8")
+
+
+def test_every_record_in_the_index_maps_back_verbatim(toy):
+    data = toy.live().data
+    for doc, start, end in data.sentences:
+        text = data.documents[doc].text
+        assert text[start:end].strip() == text[start:end] != ""
+    for doc, start, end, first, last in data.chunks:
+        assert data.sentences[first, 1] == start and data.sentences[last - 1, 2] == end
+    for d in data.documents:
+        assert _file_text(toy, d.source) == d.text
+
+
+def test_save_and_load_round_trip(toy):
+    live = toy.live().data
+    loaded = IndexStore(toy.settings.index_dir).load(toy.settings.index_key())
+    assert [d.source for d in loaded.documents] == [d.source for d in live.documents]
+    assert np.array_equal(loaded.sentences, live.sentences) and np.array_equal(loaded.chunks, live.chunks)
+    assert np.allclose(loaded.sentence_vectors, live.sentence_vectors)
+    assert np.allclose(np.linalg.norm(loaded.chunk_vectors, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "question, source, words",
+    [
+        ("How old was Lumumba when he became mayor?", "jackson.txt", "34 years old"),
+        ("How many eggs does the queen lay?", "notes/bees.md", "1,500 eggs"),
+        ("How high is Mount Etna?", "volcano.txt", "3,357 metres"),
+    ],
+)
+def test_answers_quote_the_document_and_cite_it(toy, question, source, words):
+    answer = toy.ask(question)
+    assert answer.answered, answer
+    first = answer.citations[0]
+    assert first.source == source and words in first.quote
+    assert answer.answer == first.quote
+    for c in answer.citations:
+        assert _file_text(toy, c.source)[c.start : c.end] == c.quote
+        assert _file_text(toy, c.source).count("\n", 0, c.start) + 1 == c.line
+
+
+def test_json_contract(toy):
+    d = json.loads(json.dumps(toy.ask("How do worker bees communicate?").to_dict()))
+    assert {"question", "answered", "answer", "confidence", "citations"} <= d.keys()
+    assert isinstance(d["answered"], bool) and 0.0 <= d["confidence"] <= 1.0
+    scores = [c["score"] for c in d["citations"]]
+    assert scores == sorted(scores, reverse=True)
+    for c in d["citations"]:
+        assert {"source", "quote", "start", "end", "line", "score"} <= c.keys()
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory, embedder):
+    """The real seed corpus, indexed once for this module."""
+    tmp = tmp_path_factory.mktemp("seeds")
+    files = {p.name: p.read_bytes() for p in SEEDS.glob("*.txt")}
+    assistant = make_assistant(tmp, embedder, files)
+    assistant.index()
+    return assistant
+
+
+@pytest.mark.parametrize(
+    "question, answer",
+    [
+        ("Who coordinates the Progressive International?", "David Adler"),
+        ("How many Instagram followers did the campaign start from?", "two hundred thousand"),
+        ("Where did the mayor-elect speak at a press conference on November 5?", "Unisphere"),
+        ("How many people did JVP Action's canvasses send out?", "5,000"),
+    ],
+)
+def test_seed_questions_are_answered(seeds, question, answer):
+    result = seeds.ask(question)
+    assert result.answered and answer in result.citations[0].quote
+
+
+@pytest.mark.parametrize("question", ["What is the population of Tokyo?", "Who wrote Hamlet?", "How do I bake sourdough bread?"])
+def test_unrelated_questions_abstain_and_offer_closest_passages(seeds, question):
+    result = seeds.ask(question)
+    assert not result.answered and result.citations == []
+    assert "do not answer" in result.answer and result.passages
+
+
+def test_follow_up_uses_the_history(seeds):
+    result = seeds.ask("How old was he?", history=["Who did Jackson elect as mayor in 2017?"])
+    assert result.answered and "34" in result.citations[0].quote
+
+
+@pytest.mark.parametrize("question, message", [("", "empty"), ("   \n", "empty"), ("x" * 100_000, "limit")])
+def test_bad_questions_get_clear_errors(toy, question, message):
+    with pytest.raises(QuestionError, match=message):
+        toy.ask(question)
+
+
+def test_incremental_rebuild_embeds_only_what_changed(tmp_path, embedder):
+    assistant = make_assistant(tmp_path, embedder)
+    first = assistant.index()
+    assert (first.added, first.chunks_embedded) == (3, first.chunks)
+    seeds = assistant.settings.seeds_dir
+    (seeds / "volcano.txt").write_text("Mount Etna is about 3,400 metres high after recent eruptions.\n")
+    (seeds / "notes/bees.md").unlink()
+    (seeds / "tea.txt").write_text("Green tea is made from unoxidised leaves of Camellia sinensis.\n")
+    second = assistant.index()
+    assert (second.added, second.changed, second.removed, second.unchanged) == (1, 1, 1, 1)
+    assert second.chunks_embedded == 2  # the changed and the added file, one chunk each
+    assert all(c.source != "notes/bees.md" for c in assistant.ask("How many eggs does the queen lay?").citations)
+    assert assistant.ask("What is green tea made from?").citations[0].source == "tea.txt"
+    assert assistant.index().chunks_embedded == 0  # nothing changed: a no-op
+
+
+def test_index_problems_are_reported_and_repaired(tmp_path, embedder):
+    assistant = make_assistant(tmp_path, embedder)
+    with pytest.raises(IndexMissingError, match="qa index"):
+        assistant.ask("Anything?")
+    assistant.index()
+    store = IndexStore(assistant.settings.index_dir)
+    other = make_assistant(tmp_path, embedder, files={}, chunk_tokens=100)
+    with pytest.raises(IndexMismatchError, match="chunk_tokens"):
+        other.ask("How high is Etna?")
+    with pytest.raises(IndexMismatchError, match="model"):
+        store.load(dict(assistant.settings.index_key(), model="some/other-model"))
+    vectors = store.current() / "chunks.faiss"
+    vectors.write_bytes(vectors.read_bytes()[:100])  # a half-written file
+    with pytest.raises(IndexCorruptError, match="truncated"):
+        store.load(assistant.settings.index_key())
+    report = assistant.index()
+    assert report.full_rebuild and report.chunks_embedded == report.chunks
+    assert assistant.ask("How high is Mount Etna?").answered
+
+
+def test_second_build_refuses_while_one_runs(tmp_path, embedder):
+    assistant = make_assistant(tmp_path, embedder)
+    lock = assistant.store.lock()
+    try:
+        with pytest.raises(IndexBusyError, match="right now"):
+            assistant.index()
+    finally:
+        lock.release()

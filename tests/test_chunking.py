@@ -1,0 +1,61 @@
+"""Sentences and chunks are spans of the document's own text, and chunks fit the token budget."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qa.chunking import Chunker
+from conftest import SEEDS
+
+
+def test_every_sentence_and_chunk_of_the_seeds_maps_back_verbatim():
+    chunker = Chunker(200, 1)
+    for path in SEEDS.glob("*.txt"):
+        text = path.read_bytes().decode("utf-8")
+        sentences, chunks = chunker.split(text)
+        assert sentences and chunks
+        for s in sentences:
+            assert text[s.start : s.end] == s.text and s.text == s.text.strip()
+        for c in chunks:
+            assert text[c.start : c.end] == c.text
+            assert c.start == sentences[c.first].start and c.end == sentences[c.last - 1].end
+        assert max(chunker.count_tokens([c.text for c in chunks])) <= 200 + 10  # whitespace between sentences
+
+
+def test_lines_are_borders_and_sentences_split_inside_a_line():
+    sentences = Chunker(200, 1).sentences("Policy\nHe was 34. She was 40.\n\n  Next  \n")
+    assert [s.text for s in sentences] == ["Policy", "He was 34.", "She was 40.", "Next"]
+
+
+def test_overlong_sentence_is_cut_into_pieces_within_budget():
+    chunker = Chunker(20, 0)
+    text = " ".join(f"word{i}" for i in range(200)) + "."
+    sentences = chunker.sentences(text)
+    assert len(sentences) > 5
+    assert all(n <= 20 for n in chunker.count_tokens([s.text for s in sentences]))
+    assert "".join(text[s.start : s.end] for s in sentences).replace(" ", "") == text.replace(" ", "")
+
+
+def test_chunks_overlap_by_one_sentence():
+    chunker = Chunker(20, 1)
+    text = " ".join(f"Sentence number {i} is here." for i in range(10))
+    sentences, chunks = chunker.split(text)
+    assert len(chunks) > 2
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.first == a.last - 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=600))
+def test_any_text_maps_back_and_chunks_cover_all_non_blank_text(text):
+    chunker = Chunker(15, 1)
+    sentences, chunks = chunker.split(text)
+    for s in sentences:
+        assert text[s.start : s.end] == s.text
+    covered = set()
+    for c in chunks:
+        assert text[c.start : c.end] == c.text
+        covered.update(range(c.start, c.end))
+    # every non-blank character of a line is inside some chunk
+    for i, ch in enumerate(text):
+        if not ch.isspace() and ch != "\n":
+            assert i in covered, (i, ch)
