@@ -188,6 +188,27 @@ class Assistant:
         )
         return data, chunks_embedded, sentences_embedded
 
+    def watch(self, on_build: Callable[[IndexReport], None], stop: threading.Event, interval: float = 2.0) -> None:
+        """Rebuild whenever the files under seeds/ change, until `stop` is set; errors are reported, not raised."""
+        seen = None
+        while not stop.is_set():
+            now = content_hashes(self.settings.seeds_dir)
+            if now != seen:
+                try:
+                    if seen is not None or not self._up_to_date():
+                        on_build(self.index())
+                    seen = now
+                except QAError as e:
+                    self.warn(str(e))
+                    seen = now  # retry only after the next change, not in a tight loop
+            stop.wait(interval)
+
+    def _up_to_date(self) -> bool:
+        try:
+            return not self.staleness()
+        except QAError:
+            return False
+
     # -- answering ----------------------------------------------------------------------------------------
 
     def _activate(self, data: IndexData) -> _Live:

@@ -43,6 +43,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .assistant import Assistant
 
     assistant = Assistant(_settings(args))
+    if args.watch:
+        return _watch(assistant)
     report = _build(assistant, quiet=args.json)
     if args.json:
         print(json.dumps({k: getattr(report, k) for k in ("files", "added", "changed", "removed", "unchanged", "chunks_embedded", "seconds")}))
@@ -52,6 +54,18 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"({report.added} added, {report.changed} changed, {report.removed} removed, {report.unchanged} unchanged; "
             f"{report.chunks_embedded} chunks embedded)"
         )
+    return 0
+
+
+def _watch(assistant) -> int:
+    import threading
+
+    print(f"watching {assistant.settings.seeds_dir} (Ctrl-C to stop)", file=sys.stderr)
+
+    def report(r) -> None:
+        print(f"rebuilt: {r.files} files, {r.added} added, {r.changed} changed, {r.removed} removed, {r.seconds:.1f} s", flush=True)
+
+    assistant.watch(report, threading.Event())
     return 0
 
 
@@ -163,6 +177,7 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("index", help="build or update the index from the seeds folder")
     common(sp)
     sp.add_argument("--json", action="store_true", help="print the build report as one JSON object")
+    sp.add_argument("--watch", action="store_true", help="stay running and rebuild whenever seeds/ changes")
     sp.set_defaults(run=cmd_index)
 
     sp = sub.add_parser("ask", help="answer a question from the indexed documents")
@@ -199,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except QAError as e:
         print(f"qa: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # disk full, permissions on the index folder: the previous index is untouched
+        print(f"qa: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)

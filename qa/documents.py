@@ -10,8 +10,8 @@ from pathlib import Path
 from .errors import CorpusError
 from .types import Document
 
-#: Formats read as plain text. Others are skipped with a note.
-TEXT_SUFFIXES = (".txt", ".md")
+#: Formats read as plain text; HTML and PDF have their text extracted. Others are skipped with a note.
+TEXT_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 
 Warn = Callable[[str], None]
 
@@ -31,15 +31,60 @@ def read_document(path: Path, source: str, max_bytes: int) -> Document:
     if size > max_bytes:
         raise ValueError(f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit (QA_MAX_FILE_BYTES)")
     data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise ValueError("binary file")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"not UTF-8 (byte {e.start}); save it as UTF-8 to include it") from None
+    suffix = path.suffix.lower()
+    pages: tuple[int, ...] = ()
+    if suffix == ".pdf":
+        text, pages = _pdf_text(data)
+    else:
+        if b"\x00" in data[:8192]:
+            raise ValueError("binary file")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"not UTF-8 (byte {e.start}); save it as UTF-8 to include it") from None
+        if suffix in (".html", ".htm"):
+            text = _html_text(text)
     if not text.strip():
-        raise ValueError("empty file")
-    return Document(source=source, text=text, sha256=hashlib.sha256(data).hexdigest())
+        raise ValueError("no text in it" if suffix == ".pdf" else "empty file")
+    return Document(source=source, text=text, sha256=hashlib.sha256(data).hexdigest(), page_starts=pages)
+
+
+_HTML_BLOCKS = ["p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
+                "section", "article", "header", "footer", "title", "dd", "dt", "figcaption", "table", "ul", "ol"]
+
+
+def _html_text(html: str) -> str:
+    """The visible text of a page, one line per block; citations point into this text, not the markup."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for hidden in soup(["script", "style", "noscript", "template", "head"]):
+        hidden.decompose()
+    for block in soup(_HTML_BLOCKS):
+        block.insert_before("\n")
+        block.insert_after("\n")
+    lines = (" ".join(line.split()) for line in soup.get_text().splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _pdf_text(data: bytes) -> tuple[str, tuple[int, ...]]:
+    """The text layer, pages joined by blank lines, with the offset where each page starts."""
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        texts = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"unreadable PDF ({e})") from None
+    starts, parts, offset = [], [], 0
+    for t in texts:
+        starts.append(offset)
+        parts.append(t.strip())
+        offset += len(parts[-1]) + 2
+    return "\n\n".join(parts), tuple(starts)
 
 
 def _hash_or_blank(path: Path) -> str:
@@ -50,7 +95,7 @@ def _hash_or_blank(path: Path) -> str:
 
 
 def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, str] | None = None) -> list[Document]:
-    """All readable `.txt`/`.md` files under `folder`, with `source` relative to it.
+    """All readable `.txt`/`.md`/`.html`/`.pdf` files under `folder`, with `source` relative to it.
 
     Text files that cannot be indexed are reported through `warn` and, if given, recorded in `skipped`
     (source -> sha256 of their bytes) so that an unchanged bad file does not make the index look stale.
@@ -75,7 +120,7 @@ def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, 
         except OSError as e:
             warn(f"skipped {source}: {e.strerror or e}")
     if not documents:
-        raise CorpusError(f"no readable .txt or .md files in {folder}; add some and run `qa index`")
+        raise CorpusError(f"no readable .txt, .md, .html or .pdf files in {folder}; add some and run `qa index`")
     return documents
 
 

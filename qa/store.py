@@ -129,7 +129,7 @@ class IndexStore:
                 raise IndexCorruptError(f"index file {path} is truncated or missing; run `qa index` to rebuild it")
         try:
             docs = json.loads((build / "documents.json").read_text(encoding="utf-8"))
-            documents = [Document(d["source"], d["text"], d["sha256"]) for d in docs]
+            documents = [Document(d["source"], d["text"], d["sha256"], tuple(d["page_starts"])) for d in docs]
             data = IndexData(
                 manifest=manifest,
                 documents=documents,
@@ -154,7 +154,7 @@ class IndexStore:
         self._remove_leftovers()
         tmp = self.folder / f"tmp-{uuid.uuid4().hex[:12]}"
         tmp.mkdir()
-        docs = [{"source": d.source, "sha256": d.sha256, "text": d.text} for d in data.documents]
+        docs = [{"source": d.source, "sha256": d.sha256, "text": d.text, "page_starts": d.page_starts} for d in data.documents]
         (tmp / "documents.json").write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
         np.save(tmp / "sentences.npy", data.sentences)
         np.save(tmp / "chunks.npy", data.chunks)

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
 class Document:
-    """One file of the seeds folder, as read. `source` is its path relative to the folder, with '/'."""
+    """One file of the seeds folder, as read. `source` is its path relative to the folder, with '/'.
+
+    `text` is the file's UTF-8 text, or for HTML and PDF the extracted text that citations point into;
+    `page_starts` holds the offset where each PDF page begins (empty for other formats).
+    """
 
     source: str
     text: str
     sha256: str
+    page_starts: tuple[int, ...] = ()
+
+    def page_of(self, offset: int) -> int | None:
+        """1-based PDF page of a character offset; None for formats without pages."""
+        return bisect.bisect_right(self.page_starts, offset) if self.page_starts else None
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class Citation:
     line: int
     score: float
     answer_span: tuple[int, int] | None = None
+    page: int | None = None
     context_start: int = 0
     context_end: int = 0
     context: str = ""

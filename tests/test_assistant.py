@@ -149,3 +149,44 @@ def test_second_build_refuses_while_one_runs(tmp_path, embedder):
             assistant.index()
     finally:
         lock.release()
+
+
+def test_a_build_that_dies_while_writing_leaves_the_previous_index(tmp_path, embedder, monkeypatch):
+    assistant = make_assistant(tmp_path, embedder)
+    assistant.index()
+    (assistant.settings.seeds_dir / "volcano.txt").write_text("Mount Etna is 9,999 metres high in this rewrite.\n")
+
+    def disk_full(self, folder):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("qa.lexical.Bm25.save", disk_full)  # the failure strikes half-way through writing
+    with pytest.raises(OSError):
+        assistant.index()
+    monkeypatch.undo()
+    reader = make_assistant(tmp_path, embedder, files={})
+    context = reader.ask("How high is Mount Etna?").citations[0].context
+    assert "3,357" in context and "9,999" not in context  # the old build still answers
+    assert any(p.name.startswith("tmp-") for p in assistant.settings.index_dir.iterdir())
+    assert assistant.index().changed == 1
+    assert not any(p.name.startswith("tmp-") for p in assistant.settings.index_dir.iterdir())
+
+
+def test_watch_rebuilds_when_a_file_appears(tmp_path, embedder):
+    import threading
+
+    assistant = make_assistant(tmp_path, embedder)
+    assistant.index()
+    stop, builds = threading.Event(), []
+    thread = threading.Thread(target=assistant.watch, args=(builds.append, stop, 0.2))
+    thread.start()
+    try:
+        (assistant.settings.seeds_dir / "tea.txt").write_text("Green tea is made from unoxidised leaves.\n")
+        for _ in range(150):
+            if builds:
+                break
+            stop.wait(0.2)
+    finally:
+        stop.set()
+        thread.join()
+    assert builds and builds[0].added == 1
+    assert assistant.ask("What is green tea made from?").citations[0].source == "tea.txt"

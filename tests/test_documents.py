@@ -14,7 +14,7 @@ def test_reads_txt_and_md_recursively_with_relative_sources(tmp_path):
     notes = []
     docs = load_documents(tmp_path, 10_000, notes.append)
     assert [d.source for d in docs] == ["a.txt", "sub/b.md"]
-    assert notes == ["skipped c.csv: only .txt, .md files are indexed"]
+    assert notes == ["skipped c.csv: only .txt, .md, .html, .htm, .pdf files are indexed"]
 
 
 def test_bad_files_are_skipped_with_one_line_each(tmp_path):
@@ -43,3 +43,41 @@ def test_content_hashes_follow_the_bytes(tmp_path):
     before = content_hashes(tmp_path)
     (tmp_path / "a.txt").write_text("two")
     assert content_hashes(tmp_path)["a.txt"] != before["a.txt"]
+
+
+def _pdf(pages: list[str]) -> bytes:
+    """A minimal valid PDF with one line of Helvetica text per page (no writer library needed)."""
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", None, "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for text in pages:
+        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET"
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {len(objects)} 0 R >>")
+        kids.append(f"{len(objects)} 0 R")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>"
+    out, offsets = b"%PDF-1.4\n", []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{n} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def test_html_gives_its_visible_text_only(tmp_path):
+    html = "<html><head><title>T</title><style>p{}</style></head><body><h1>Owls</h1><p>Owls hunt at <b>night</b>.</p><script>alert(1)</script></body></html>"
+    write_corpus(tmp_path, {"owls.html": html})
+    [doc] = load_documents(tmp_path, 10_000, print)
+    assert doc.text == "Owls\nOwls hunt at night."
+    assert "alert" not in doc.text and "p{}" not in doc.text
+
+
+def test_pdf_text_layer_with_pages(tmp_path):
+    write_corpus(tmp_path, {"owls.pdf": _pdf(["Owls hunt at night.", "Barn owls eat mice."]), "broken.pdf": b"%PDF-1.4 garbage"})
+    notes = []
+    [doc] = load_documents(tmp_path, 10_000, notes.append)
+    assert "skipped broken.pdf" in notes[0]
+    at = doc.text.index("Barn owls")
+    assert doc.page_of(at) == 2 and doc.page_of(0) == 1
