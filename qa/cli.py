@@ -145,8 +145,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         elif all(f.suffix == ".jsonl" for f in files):
             questions = [q for f in files for q in evaluation.load_jsonl(f)]
             assistant = Assistant(_settings(args))
-            if args.rebuild:
-                _build(assistant, quiet=True)
+            _build(assistant, quiet=True)  # incremental: a no-op when the index is up to date
         else:
             raise QAError("give either .jsonl question files or SQuAD .json files, not a mix")
         questions = evaluation.sample(questions, args.limit)
@@ -194,7 +193,6 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("files", nargs="+", help="seeds_dev.jsonl-style files, or SQuAD .json files (one corpus)")
     sp.add_argument("--baseline", choices=["bm25", "dense", "chunks", "all"], help="also score a simple design, same run")
     sp.add_argument("--limit", type=int, help="a fixed random sample of this many questions")
-    sp.add_argument("--rebuild", action="store_true", help="bring the index up to date first (JSONL files)")
     sp.add_argument("--json", action="store_true", help="one JSON line per method")
     sp.set_defaults(run=cmd_eval)
 

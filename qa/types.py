@@ -95,7 +95,6 @@ class Answer:
     confidence: float
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
-    stale: bool = False
 
     def to_dict(self) -> dict:
         return {
@@ -105,7 +104,6 @@ class Answer:
             "confidence": round(self.confidence, 4),
             "citations": [c.to_dict() for c in self.citations],
             "passages": [p.to_dict() for p in self.passages],
-            "stale": self.stale,
         }
 
 
