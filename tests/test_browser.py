@@ -1,0 +1,146 @@
+"""The chat page in a real headless Chromium: a visitor asks, reads the quote and its source, opens the passage,
+follows up, clicks an example, rebuilds the index; a document's own markup shows as text and never runs."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from conftest import TOY, make_assistant, write_corpus
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("needs /usr/bin/chromium (apt-get install chromium, or `make browser`)", allow_module_level=True)
+
+pytestmark = pytest.mark.browser
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+EVIL = (
+    "# Incident report\n\n"
+    "The attacker wrote <script>window.__pwned=1</script> into the guestbook page.\n"
+    'Next the attacker posted <img src=x onerror="window.__pwned=2"> as an avatar.\n'
+    "A phishing message said [claim your prize](https://example.com/prize) in bold **letters**.\n"
+)
+#: Two men of whom "How old was he?" can be asked: only the chat's history says which one is meant.
+PEOPLE = {
+    "valencia.txt": "Carlos Ruiz became mayor of Valencia in 2015. He was 38 years old at the time.\n",
+    "keeper.txt": "Tom Reed retired as the lighthouse keeper of Fastnet in 2001. He was 67 years old then.\n",
+}
+CORPUS = {**TOY, **PEOPLE, "incident.md": EVIL}
+REPLY = "#chat .qa-answer, #chat .qa-warn"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, embedder):
+    """The app over the toy corpus, PEOPLE and a hostile document, with one example question beside the seeds."""
+    from qa import web
+
+    tmp = tmp_path_factory.mktemp("browser")
+    assistant = make_assistant(tmp, embedder, files=CORPUS)
+    write_corpus(tmp / "eval", {"seeds_dev.jsonl": json.dumps({"q": "How high is Mount Etna?", "source": "volcano.txt"})})
+    assistant.index()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = web.build_app(assistant)
+    address, _ = web.launch(app, port=port)
+    yield assistant, address
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, served):
+    url = served[1]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url)
+    page.wait_for_selector("#question textarea")
+    yield page
+    assert all(r.startswith(url) or r.startswith("data:") for r in requests), "the page fetched from the web"
+    page.close()
+
+
+def ask(page, question: str):
+    """Type a question, press Enter, and return the reply once it is rendered."""
+    before = page.locator(REPLY).count()
+    page.fill("#question textarea", question)
+    page.press("#question textarea", "Enter")
+    page.wait_for_function(f"document.querySelectorAll({REPLY!r}).length > {before}", timeout=60_000)
+    return page.locator(REPLY).last
+
+
+def test_reply_shows_the_quote_its_source_and_the_passage_on_demand(page):
+    reply = ask(page, "How many eggs does the queen lay a day?")
+    assert "1,500 eggs" in reply.locator("blockquote").first.inner_text()
+    assert "[1] notes/bees.md, line 3" in reply.inner_text()
+    passage = reply.locator(".qa-context").first
+    assert not passage.is_visible()
+    reply.locator("summary").first.click()
+    assert passage.is_visible() and "1,500 eggs" in passage.locator("mark").inner_text()
+    assert "Honey bees live in colonies" in passage.inner_text()
+
+
+def test_markup_in_documents_and_questions_shows_as_text_and_never_runs(page):
+    ask(page, "What did the attacker write into the guestbook page?")
+    ask(page, "What did the attacker post as an avatar? <img src=y onerror=window.__pwned=3>")
+    ask(page, "What did the phishing message say?")
+    for summary in page.locator("#chat summary").all():
+        summary.click()
+    text = page.locator("#chat").inner_text()
+    assert "<script>window.__pwned=1</script>" in text
+    assert '<img src=x onerror="window.__pwned=2">' in text and "<img src=y onerror=window.__pwned=3>" in text
+    assert "[claim your prize](https://example.com/prize) in bold **letters**" in text
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#chat script, #chat img[src='x'], #chat img[src='y'], #chat a[href*='example.com']").count() == 0
+
+
+def test_follow_up_and_bad_input_get_answers_in_the_chat(page):
+    assert "The question is empty" in ask(page, "   ").inner_text()
+    assert "the limit is 2,000" in ask(page, "why " * 25_000).inner_text()
+    assert "(100,000 characters)" in page.locator("#chat").inner_text()
+    ask(page, "When did Tom Reed retire?")
+    assert "67 years old" in ask(page, "How old was he?").inner_text()
+    page.get_by_role("button", name="New chat").click()
+    assert "67 years old" not in ask(page, "How old was he?").locator("blockquote").first.inner_text()
+
+
+def test_unanswerable_question_shows_closest_passages_not_an_answer(page):
+    reply = ask(page, "What is the boiling point of liquid nitrogen?")
+    assert "The documents do not answer this question." in reply.inner_text()
+    assert "Closest passages (not an answer)" in reply.inner_text()
+
+
+def test_example_question_then_the_rebuild_button_picks_up_a_new_file(page, served):
+    from playwright.sync_api import expect
+
+    page.get_by_text("How high is Mount Etna?").click()
+    page.wait_for_selector(REPLY, timeout=60_000)
+    assert "volcano.txt" in page.locator(REPLY).last.inner_text()
+
+    panel = page.locator("#index-panel")
+    files = len(CORPUS)
+    expect(panel).to_contain_text(f"{files} documents")
+    write_corpus(served[0].settings.seeds_dir, {"lighthouse.txt": "The Tower of Hercules is a Roman lighthouse in A Coruña."})
+    page.reload()
+    expect(panel).to_contain_text("changed since this build (1 added)")
+    page.get_by_role("button", name="Rebuild index").click()
+    expect(page.get_by_text(f"Indexed {files + 1} files")).to_contain_text("1 added", timeout=60_000)
+    expect(panel).to_contain_text("lighthouse.txt")
+    expect(panel).not_to_contain_text("changed since")
+    assert "lighthouse.txt" in ask(page, "Where is the Tower of Hercules?").inner_text()

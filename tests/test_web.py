@@ -1,0 +1,171 @@
+"""The web app as a program sees it: /ask returns what `qa ask --json` prints, bad input is a clear error, and a
+rebuild under way never breaks an answer. The rendering tests at the top need no model and no server."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import TOY, make_assistant, write_corpus
+from qa.types import Answer, Citation, Passage
+
+#: Two men of whom "How old was he?" can be asked: only the chat's history says which one is meant.
+PEOPLE = {
+    "valencia.txt": "Carlos Ruiz became mayor of Valencia in 2015. He was 38 years old at the time.\n",
+    "keeper.txt": "Tom Reed retired as the lighthouse keeper of Fastnet in 2001. He was 67 years old then.\n",
+}
+EVIL = 'Hi <script>window.__pwned=1</script> <img src=x onerror="alert(1)"> [click](https://example.com) & **bold**'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- rendering: no model, no server ---------------------------------------------------------------------------
+
+
+def test_answer_html_escapes_document_text_and_marks_the_quote():
+    from qa.web import answer_html
+
+    text = "Intro. " + EVIL + " The end."
+    start = text.index("Hi")
+    end = start + len(EVIL)
+    span = (text.index("[click]"), text.index("[click]") + 7)
+    c = Citation("a<b>.md", EVIL, start, end, line=1, score=0.9, answer_span=span, context_end=len(text), context=text)
+    html = answer_html(Answer("q", True, EVIL, 0.9, [c]))
+    assert "<script" not in html and "<img" not in html and "<b>.md" not in html
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html and "a&lt;b&gt;.md" in html
+    assert "<mark>Hi &lt;script&gt;" in html and "<b>[click]</b>" in html and html.count("<mark>") == 1
+    assert "Intro. <mark>" in html and "</mark> The end." in html
+
+
+def test_no_answer_says_so_and_labels_the_closest_passages():
+    from qa.web import answer_html
+
+    passage = Passage("notes.txt", 0, len(EVIL), 4, EVIL, 0.3)
+    html = answer_html(Answer("q", False, "The documents do not answer this question.", 0.2, [], [passage]))
+    assert "The documents do not answer this question." in html
+    assert "Closest passages (not an answer)" in html and "notes.txt</code>, line 4" in html
+    assert "<script" not in html and "&lt;img src=x" in html
+
+
+def test_examples_come_only_from_questions_about_indexed_files(tmp_path):
+    from qa.config import Settings
+    from qa.web import example_questions
+
+    settings = Settings(seeds_dir=tmp_path / "seeds")
+    assert example_questions(settings, {"a.txt"}) == []  # no question file: no examples
+    (tmp_path / "eval").mkdir()
+    rows = [{"q": "About a?", "source": "a.txt"}, {"q": "Again a?", "source": "a.txt"}, {"q": "Gone?", "source": "old.txt"}]
+    (tmp_path / "eval" / "seeds_dev.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\nnot json\n")
+    assert example_questions(settings, {"a.txt", "b.txt"}) == ["About a?"]
+
+
+# -- the served app ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, embedder):
+    """The app over an indexed toy corpus on a free loopback port, and a client of its API."""
+    from gradio_client import Client
+
+    from qa import web
+
+    assistant = make_assistant(tmp_path_factory.mktemp("web"), embedder, files={**TOY, **PEOPLE})
+    assistant.index()
+    app = web.build_app(assistant)
+    url, share_url = web.launch(app, port=free_port())
+    assert url.startswith("http://127.0.0.1:") and share_url is None
+    yield assistant, Client(url, verbose=False)
+    app.close()
+
+
+@pytest.mark.server
+def test_api_answers_exactly_like_the_cli(served):
+    assistant, client = served
+    question = "How many eggs does the queen lay a day?"
+    api = client.predict(question, api_name="/ask")
+    s = assistant.settings
+    cli = subprocess.run(
+        [sys.executable, "-m", "qa", "ask", "--json", "--seeds", str(s.seeds_dir), "--index", str(s.index_dir), question],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert api == json.loads(cli.stdout) == assistant.ask(question).to_dict()
+    assert api["answered"] and "1,500" in api["answer"] and api["citations"][0]["source"] == "notes/bees.md"
+
+
+@pytest.mark.server
+def test_api_follow_up_uses_the_history(served):
+    _, client = served
+    answer = client.predict("How old was he?", ["When did Tom Reed retire?"], api_name="/ask")
+    assert "67 years old" in answer["answer"] and answer["citations"][0]["source"] == "keeper.txt"
+    assert "67" not in client.predict("How old was he?", api_name="/ask")["answer"]
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "question, history, words",
+    [("", None, "the question is empty"), ("y" * 100_000, None, "the limit is 2,000"), ("Why?", "not a list", "history must be a list")],
+)
+def test_api_bad_input_is_a_clear_error(served, question, history, words):
+    from gradio_client.exceptions import AppError
+
+    _, client = served
+    with pytest.raises(AppError) as error:
+        client.predict(question, history, api_name="/ask")
+    assert words in str(error.value) and "Traceback" not in str(error.value)
+
+
+@pytest.mark.server
+def test_a_rebuild_under_way_never_breaks_an_answer(served):
+    """Questions keep coming while a file is added and indexed; each gets a whole answer, and the new file at once."""
+    assistant, client = served
+    write_corpus(assistant.settings.seeds_dir, {"lighthouse.txt": "The Tower of Hercules is a lighthouse in A Coruña. It was built by the Romans."})
+    rebuild = threading.Thread(target=assistant.index)
+    rebuild.start()
+    asked = 0
+    while rebuild.is_alive() or not asked:
+        answer = client.predict("How many eggs does the queen lay a day?", api_name="/ask")
+        assert "1,500" in answer["answer"] and answer["citations"][0]["source"] == "notes/bees.md"
+        asked += 1
+    rebuild.join()
+    answer = client.predict("Who built the Tower of Hercules?", api_name="/ask")
+    assert answer["answered"] and answer["citations"][0]["source"] == "lighthouse.txt"
+
+
+@pytest.mark.server
+def test_serve_builds_a_missing_index_listens_on_loopback_and_watches(tmp_path):
+    """`qa serve --watch` as a user starts it: the index is built first, the chat answers, a new file is picked up."""
+    from gradio_client import Client
+
+    seeds = write_corpus(tmp_path / "seeds", {"volcano.txt": "Mount Etna is an active volcano on the east coast of Sicily."})
+    command = [sys.executable, "-m", "qa", "serve", "--seeds", str(seeds), "--index", str(tmp_path / "index"), "--port", str(free_port()), "--watch"]
+    log = open(tmp_path / "stderr.txt", "w+")
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    watchdog = threading.Timer(120, server.kill)  # a hung server ends the test (readline gets EOF) instead of the suite
+    watchdog.start()
+    try:
+        lines = [server.stdout.readline() for _ in range(3)]
+        assert lines[0].startswith("qa: indexed 1 files"), (lines, log.seek(0), log.read())
+        url = lines[1].split(" at ")[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and "watching" in lines[1]
+        client = Client(url, verbose=False)
+        assert client.predict("Where is Mount Etna?", api_name="/ask")["citations"][0]["source"] == "volcano.txt"
+        write_corpus(seeds, {"lighthouse.txt": "The Tower of Hercules is a Roman lighthouse in A Coruña."})
+        assert server.stdout.readline().startswith("qa: seeds changed; indexed 2 files")
+        assert client.predict("Where is the Tower of Hercules?", api_name="/ask")["citations"][0]["source"] == "lighthouse.txt"
+    finally:
+        watchdog.cancel()
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
