@@ -1,0 +1,158 @@
+"""Answer selection without the model: what a question asks for, which words answer it, and how sentences are
+scored, on hand-made vectors so every test runs in milliseconds."""
+
+import numpy as np
+import pytest
+
+from qa.answering import FEATURES, Extractor, answer_phrase, asked_kind, kind_spans, question_weights
+from qa.lexical import Bm25, tokenize
+from qa.retrieval import Query, Retriever
+from qa.store import IndexData, vector_index
+from qa.types import Document
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("How many eggs does the queen lay?", "number"),
+        ("How old was Lumumba when he became mayor?", "number"),
+        ("What percentage of voters turned out?", "number"),
+        ("When did the Normans arrive?", "date"),
+        ("In what year was the franchise founded?", "date"),
+        ("Who coordinates the Progressive International?", "name"),
+        ("Where did the mayor-elect speak?", "name"),
+        ("Which NFL team won Super Bowl 50?", "name"),
+        ("What is she building?", ""),
+        ("Why did the coup happen?", ""),
+    ],
+)
+def test_asked_kind(question, kind):
+    assert asked_kind(question) == kind
+
+
+def _phrase(sentence, question):
+    span = answer_phrase(sentence, question)
+    return sentence[span[0] : span[1]] if span else None
+
+
+@pytest.mark.parametrize(
+    "sentence, question, words",
+    [
+        ("He was also 34 years old with a name people struggle to pronounce.", "How old was he?", "34"),
+        ("Over the last year, our canvasses sent out over 5,000 people.", "How many people did they send out?", "5,000"),
+        ("The game was played on February 7, 2016, at Levi's Stadium.", "When was the game played?", "February 7, 2016"),
+        ("David Adler is the general coordinator of the Progressive International.", "Who coordinates the Progressive International?", "David Adler"),
+        ("Then Anderson scored on a 2-yard run.", "Who scored the touchdown?", "Anderson"),
+        ("It sacked him seven times in 2015 and forced three turnovers.", "How many times was he sacked?", "seven"),
+        ("Mayor Chow is building thousands of new homes, and more.", "What is she building?", "thousands of new homes"),
+    ],
+)
+def test_answer_phrase_marks_the_answering_words(sentence, question, words):
+    assert _phrase(sentence, question) == words
+
+
+@pytest.mark.parametrize(
+    "sentence, question",
+    [
+        ("Coldplay headlined, with Beyoncé and Bruno Mars as guests.", "Who performed at halftime?"),  # which name?
+        ("The Broncos beat the Patriots.", "Why did it happen?"),  # nothing to mark
+        ("The city has many parks.", "How many museums are there?"),  # no number at all
+        ("Jackson elected a mayor.", "Who did Jackson elect?"),  # the only name is the question's own
+    ],
+)
+def test_answer_phrase_is_none_when_unsure(sentence, question):
+    assert answer_phrase(sentence, question) is None
+
+
+def test_kind_spans_skip_what_the_question_already_says():
+    sentence = "On Monday, Jackson elected Chokwe Lumumba in 2017."
+    assert [sentence[a:b] for a, b in kind_spans(sentence, "name", "Who did Jackson elect?")] == ["Chokwe Lumumba"]
+    assert [sentence[a:b] for a, b in kind_spans(sentence, "date", "When in 2017 did it happen?")] == ["Monday"]
+
+
+def test_kind_words_count_less_than_the_subject():
+    weights = question_weights("What year was the franchise founded?", {"year": 2.0, "franchis": 2.0, "found": 2.0})
+    assert weights["year"] < weights["franchis"] == weights["found"] == 2.0
+
+
+# -- scoring on a tiny index with hand-made vectors -------------------------------------------------------
+
+DOCS = {
+    "bees.txt": "Bees live in colonies. The queen lays about 1,500 eggs a day. Workers dance to share flowers.",
+    "etna.txt": "Mount Etna is an active volcano in Sicily. It is about 3,357 metres high.",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """An index built by hand: one sentence per period, one chunk per document, orthogonal unit vectors."""
+    documents, sentences, chunks = [], [], []
+    for d, (source, text) in enumerate(DOCS.items()):
+        documents.append(Document(source, text, "0" * 64))
+        first = len(sentences)
+        start = 0
+        for part in text.split(". "):
+            end = start + len(part) + (0 if part.endswith(".") else 1)
+            sentences.append((d, start, end))
+            start = end + 1
+        chunks.append((d, 0, len(text), first, len(sentences)))
+    dim = len(sentences) + len(chunks)
+    sentence_vectors = np.eye(dim, dtype=np.float32)[: len(sentences)]
+    chunk_vectors = np.zeros((len(chunks), dim), dtype=np.float32)
+    for c, (_, _, _, first, last) in enumerate(chunks):
+        chunk_vectors[c] = sentence_vectors[first:last].sum(axis=0)
+        chunk_vectors[c] /= np.linalg.norm(chunk_vectors[c])
+    texts = [documents[d].text[a:b] for d, a, b in sentences]
+    data = IndexData(
+        manifest={},
+        documents=documents,
+        sentences=np.array(sentences, dtype=np.int64),
+        chunks=np.array(chunks, dtype=np.int64),
+        sentence_index=vector_index(sentence_vectors),
+        chunk_index=vector_index(chunk_vectors),
+        sentence_bm25=Bm25.build([tokenize(t) for t in texts]),
+        chunk_bm25=Bm25.build([tokenize(documents[d].text[a:b]) for d, a, b, _, _ in chunks]),
+    )
+    return data, texts
+
+
+def _ask(data, question, toward):
+    """Score `question` with a query vector pointing mostly at sentence `toward`."""
+    vector = 0.8 * data.sentence_vectors[toward] + 0.2 * data.chunk_vectors.mean(axis=0)
+    query = Query(vector / np.linalg.norm(vector), tokenize(question), [])
+    extractor = Extractor(data)
+    candidates = Retriever(data).search(query)
+    return extractor, extractor.score(question, query, candidates), candidates, query
+
+
+def test_the_sentence_with_the_answer_is_quoted_verbatim_with_its_phrase(tiny):
+    data, texts = tiny
+    extractor, scored, _, _ = _ask(data, "How many eggs does the queen lay?", toward=1)
+    citation = extractor.citation("How many eggs does the queen lay?", scored[0])
+    assert citation.quote == texts[1] == DOCS["bees.txt"][citation.start : citation.end]
+    a, b = citation.answer_span
+    assert DOCS["bees.txt"][a:b] == "1,500" and citation.start <= a < b <= citation.end
+    assert citation.source == "bees.txt" and citation.line == 1
+    assert [s.score for s in scored] == sorted((s.score for s in scored), reverse=True)
+    assert all(0.0 <= s.score <= 1.0 for s in scored)
+
+
+def test_a_question_the_documents_do_not_touch_scores_low(tiny):
+    data, _ = tiny
+    _, on_topic, _, _ = _ask(data, "How high is Mount Etna?", toward=4)
+    vector = np.ones(data.sentence_vectors.shape[1], dtype=np.float32)
+    vector[: len(data.sentences)] = 0.0  # orthogonal to every sentence
+    query = Query(vector / np.linalg.norm(vector), tokenize("Who wrote Hamlet?"), [])
+    off = Extractor(data).score("Who wrote Hamlet?", query, Retriever(data).search(query))
+    assert on_topic[0].score > 0.5 > off[0].score
+
+
+def test_features_are_one_bounded_row_per_candidate(tiny):
+    data, _ = tiny
+    extractor, _, candidates, query = _ask(data, "How high is Mount Etna?", toward=4)
+    features = extractor.features("How high is Mount Etna?", query, candidates)
+    assert features.shape == (len(candidates.sentences), len(FEATURES))
+    assert np.all(features >= -1.0) and np.all(features <= 1.0)
+    terms = features[:, FEATURES.index("sentence_terms")]
+    best = int(candidates.sentences[int(np.argmax(terms))])
+    assert "Etna" in tiny[1][best]
