@@ -1,0 +1,485 @@
+"""One measurement per process, so peak memory and model state belong to that measurement alone.
+
+    python bench/worker.py build '{"corpus": "...", "index": "..."}'
+
+Each command prints one JSON object as its last stdout line. Only the standard library is imported at the
+top: `ask-once` is timed from process start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+STARTED = time.perf_counter()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _assistant(corpus: str, index: str, backend: str = "torch"):
+    from qa import Settings
+    from qa.assistant import Assistant
+    from qa.embedding import Embedder
+
+    notes: list[str] = []
+    assistant = Assistant(Settings(seeds_dir=Path(corpus), index_dir=Path(index)), warn=notes.append)
+    if backend != "torch":
+        assistant.embedder = Embedder(backend=backend)
+    return assistant, notes
+
+
+def _raw_encoder(embedder, batch_size: int = 64):
+    """The model called directly: sentence-transformers for torch, the onnxruntime session for onnx."""
+    model = embedder._model
+    if embedder.backend == "torch":
+        st = model.st
+        return lambda texts: st.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    return lambda texts: model.encode(texts, batch_size)
+
+
+def build(a: dict) -> dict:
+    """Index a corpus end to end; the raw encode limit is measured on the build's own batches, interleaved."""
+    import numpy as np
+    import qa.assistant as qa_assistant
+    from measure import Stages, folder_mb, peak_rss_mb
+    from qa.assistant import Assistant
+    from qa.chunking import Chunker
+    from qa.embedding import Embedder
+    from qa.lexical import Bm25
+    from qa.store import IndexStore
+
+    assistant, notes = _assistant(a["corpus"], a["index"], a.get("backend", "torch"))
+    embedder = assistant.embedder
+    t = time.perf_counter()
+    embedder.encode_query(["warm up"])
+    load_s = time.perf_counter() - t
+    raw = _raw_encoder(embedder, assistant.settings.batch_size)
+    fraction = float(a.get("limit_fraction", 0.25))
+    stride = max(1, round(1 / fraction)) if fraction > 0 else 0
+
+    stages = Stages()
+    for owner, name, label in (
+        (qa_assistant, "load_documents", "read files"),
+        (Chunker, "split", "split"),
+        (Chunker, "_line_sentences", "split: pysbd"),
+        (Chunker, "count_tokens", "split: tiktoken"),
+        (Embedder, "word_pieces", "word_pieces"),
+        (Embedder, "encode", "encode"),
+        (qa_assistant, "tokenize", "bm25 tokenize"),
+        (Bm25, "build", "bm25 index"),
+        (qa_assistant, "vector_index", "faiss"),
+        (IndexStore, "save", "save"),
+        (Assistant, "_activate", "activate"),
+    ):
+        stages.wrap(owner, name, label)
+
+    state = {"texts": None, "order": None, "prev": 0, "batch": 0, "raw_s": 0.0, "raw_n": 0, "hook_s": 0.0, "hook_cpu": 0.0, "raw_cpu": 0.0, "last": None, "slices": []}
+    encode = embedder.encode
+
+    def capture(texts, batch_size=64, progress=None):
+        state["texts"] = texts
+        state["order"] = np.argsort([-len(t) for t in texts], kind="stable")
+        state["last"] = time.perf_counter()
+        return encode(texts, batch_size, progress)
+
+    embedder.encode = capture
+    batch = assistant.settings.batch_size
+
+    def progress(done: int, total: int) -> None:
+        if not stride or state["order"] is None or done <= state["prev"]:
+            return
+        t0, c0 = time.perf_counter(), time.process_time()
+        slice_s = t0 - state["last"] if state["last"] else None
+        raw_before = state["raw_s"]
+        span = state["order"][state["prev"] : done]
+        state["prev"] = done
+        for lo in range(0, len(span), batch):
+            b = state["batch"]
+            state["batch"] += 1
+            if b % stride == (b // stride) % stride:  # one batch in `stride`, at a rotating position
+                texts = [state["texts"][i] for i in span[lo : lo + batch]]
+                t1, c1 = time.perf_counter(), time.process_time()
+                raw(texts)
+                state["raw_s"] += time.perf_counter() - t1
+                state["raw_cpu"] += time.process_time() - c1
+                state["raw_n"] += len(texts)
+        if slice_s and stride == 1:
+            state["slices"].append(round(slice_s / (state["raw_s"] - raw_before), 2))
+        state["last"] = time.perf_counter()
+        state["hook_s"] += state["last"] - t0
+        state["hook_cpu"] += time.process_time() - c0
+
+    profiler = None
+    if a.get("profile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    t, c = time.perf_counter(), time.process_time()
+    report = assistant.index(progress)
+    wall = time.perf_counter() - t - state["hook_s"]
+    cpu = time.process_time() - c - state["hook_cpu"]
+    if profiler:
+        profiler.disable()
+        _dump_profile(profiler, Path(a["profile"]))
+
+    texts = report.chunks_embedded + report.sentences_embedded
+    seconds = stages.report()
+    seconds["encode"] = round(seconds.get("encode", 0.0) - state["hook_s"], 3)
+    top = [k for k in seconds if ":" not in k]
+    seconds["other"] = round(wall - sum(seconds[k] for k in top), 3)
+    limit = state["raw_n"] / state["raw_s"] if state["raw_s"] else None
+    return {
+        "files": report.files,
+        "chunks": report.chunks,
+        "sentences": report.sentences_embedded,
+        "texts": texts,
+        "build_s": round(wall, 2),
+        "texts_per_s": round(texts / wall, 2),
+        "limit_texts_per_s": round(limit, 2) if limit else None,
+        "limit_sample": state["raw_n"],
+        "slice_vs_raw": state["slices"][:40],
+        "ratio": round(texts / wall / limit, 3) if limit else None,
+        "cpu_ratio": round((state["raw_cpu"] / state["raw_n"]) / (cpu / texts), 3) if limit else None,
+        "encode_only_ratio": round(texts / seconds["encode"] / limit, 3) if limit and seconds["encode"] else None,
+        "stages_s": seconds,
+        "model_load_s": round(load_s, 2),
+        "peak_rss_mb": peak_rss_mb(),
+        "index_mb": folder_mb(assistant.store.current()),
+        "notes": notes,
+    }
+
+
+def answer(a: dict) -> dict:
+    """Warm answer latency, each question timed beside one raw encode of the same question."""
+    import numpy as np
+    from measure import Stages, folder_mb, peak_rss_mb, percentile
+    from qa.answering import Extractor
+    from qa.assistant import Assistant
+    from qa.embedding import Embedder
+    from qa.retrieval import Retriever
+
+    assistant, notes = _assistant(a["corpus"], a["index"], a.get("backend", "torch"))
+    questions = json.loads(Path(a["questions"]).read_text())
+    t = time.perf_counter()
+    live = assistant.live()
+    load_s = time.perf_counter() - t
+    raw = _raw_encoder(assistant.embedder)
+    for q in questions[:3]:
+        assistant.ask(q["q"], q["history"])
+        raw([q["q"]])
+
+    stages = Stages()
+    for owner, name, label in (
+        (Assistant, "live", "live check"),
+        (Embedder, "encode_query", "encode"),
+        (Retriever, "search", "search"),
+        (Retriever, "_dense", "search: faiss"),
+        (Retriever, "_lexical", "search: bm25"),
+        (Extractor, "score", "score"),
+        (Extractor, "citation", "citations"),
+        (Extractor, "passages", "passages"),
+    ):
+        stages.wrap(owner, name, label)
+    profiler = None
+    if a.get("profile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+    asks, raws, answered = [], [], 0
+    for _ in range(int(a.get("reps", 2))):
+        for q in questions:
+            t = time.perf_counter()
+            raw([q["q"]])
+            raws.append(time.perf_counter() - t)
+            if profiler:
+                profiler.enable()
+            t = time.perf_counter()
+            result = assistant.ask(q["q"], q["history"])
+            asks.append(time.perf_counter() - t)
+            if profiler:
+                profiler.disable()
+            answered += result.answered
+    if profiler:
+        _dump_profile(profiler, Path(a["profile"]))
+    raw_ms = 1000 * float(np.median(raws))
+    out = {
+        "chunks": int(len(live.data.chunks)),
+        "sentences": int(len(live.data.sentences)),
+        "questions": len(asks),
+        "answered": answered,
+        "p50_ms": round(1000 * percentile(asks, 50), 2),
+        "p95_ms": round(1000 * percentile(asks, 95), 2),
+        "raw_question_ms": round(raw_ms, 2),
+        "p50_ratio": round(1000 * percentile(asks, 50) / raw_ms, 3),
+        "p95_ratio": round(1000 * percentile(asks, 95) / raw_ms, 3),
+        "stages_ms_per_question": stages.report(per=len(asks)),
+        "index_load_s": round(load_s, 2),
+        "index_type": type(_downcast(live.data.chunk_index)).__name__,
+        "index_mb": folder_mb(assistant.store.current()),
+        "peak_rss_mb": peak_rss_mb(),
+        "notes": notes,
+    }
+    if a.get("recall") and out["index_type"] != "IndexFlatIP":
+        out["recall"] = _recall(live.data.chunk_index, assistant.embedder.encode_query([q["q"] for q in questions]))
+    return out
+
+
+def _downcast(index):
+    import faiss
+
+    return faiss.downcast_index(index)
+
+
+def _recall(index, questions, extra: int = 150, seed: int = 1) -> dict:
+    """recall@10 and @50 of the approximate index against an exact scan of the same vectors."""
+    import faiss
+    import numpy as np
+    from qa.store import vectors_of
+
+    index = _downcast(index)
+    vectors = vectors_of(index)
+    rng = np.random.default_rng(seed)
+    noisy = vectors[rng.choice(len(vectors), extra, replace=False)] + 0.0383 * rng.standard_normal((extra, vectors.shape[1]), dtype=np.float32)
+    queries = np.ascontiguousarray(np.vstack([questions, noisy / np.linalg.norm(noisy, axis=1, keepdims=True)]), dtype=np.float32)
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    _, truth = flat.search(queries, 50)
+    _, found = index.search(queries, 50)
+    timing = {}
+    for name, ix in (("hnsw", index), ("flat", flat)):
+        t = time.perf_counter()
+        for q in queries[:50]:
+            ix.search(q[None, :], 50)
+        timing[f"{name}_search_ms"] = round(1000 * (time.perf_counter() - t) / 50, 2)
+
+    def recall(k: int) -> float:
+        return round(float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth)])), 4)
+
+    return {
+        "queries": len(queries),
+        "question_queries": len(questions),
+        "recall@10": recall(10),
+        "recall@50": recall(50),
+        "recall@10_questions": round(float(np.mean([len(set(f[:10]) & set(t[:10])) / 10 for f, t in zip(found[: len(questions)], truth)])), 4),
+        "ef_search": int(index.hnsw.efSearch) if hasattr(index, "hnsw") else None,
+        **timing,
+    }
+
+
+def synth(a: dict) -> dict:
+    import synthetic
+    from measure import peak_rss_mb
+
+    out = synthetic.build(int(a["rows"]), Path(a["pool"]), Path(a["index"]))
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def alone(a: dict) -> dict:
+    """Answers per second of one process asking one question after another, nothing else running."""
+    assistant, _ = _assistant(a["corpus"], a["index"])
+    questions = json.loads(Path(a["questions"]).read_text())
+    for q in questions[:3]:
+        assistant.ask(q["q"], q["history"])
+    n, t, deadline = 0, time.perf_counter(), time.perf_counter() + float(a.get("seconds", 15))
+    while time.perf_counter() < deadline:
+        q = questions[n % len(questions)]
+        assistant.ask(q["q"], q["history"])
+        n += 1
+    return {"answers": n, "answers_per_s": round(n / (time.perf_counter() - t), 2)}
+
+
+def web_serve(a: dict) -> dict:
+    """Serve the chat on loopback until stdin closes; the first JSON line says where."""
+    from measure import peak_rss_mb
+
+    try:
+        import qa.web as web
+    except ImportError as e:
+        return {"skipped": f"qa.web cannot be imported ({e})"}
+    if not hasattr(web, "build_app"):
+        return {"skipped": "qa/web.py has no build_app(assistant)"}
+    assistant, _ = _assistant(a["corpus"], a["index"])
+    assistant.ask("warm up")
+    app = web.build_app(assistant)
+    if hasattr(web, "launch"):
+        url, _ = web.launch(app, "127.0.0.1", int(a["port"]))
+    else:
+        _, url, _ = app.queue().launch(server_name="127.0.0.1", server_port=int(a["port"]), prevent_thread_lock=True, quiet=True)
+    print(json.dumps({"url": url, "concurrency": getattr(web, "ASK_CONCURRENCY", None)}), flush=True)
+    cpu = os.times()
+    sys.stdin.read()
+    used = os.times()
+    app.close()
+    return {"peak_rss_mb": peak_rss_mb(), "cpu_s": round(used.user + used.system - cpu.user - cpu.system, 1)}
+
+
+def web_load(a: dict) -> dict:
+    """`users` gradio_client users, each with its own client, asking one question after another until time is up."""
+    import threading
+
+    from gradio_client import Client
+    from measure import percentile
+
+    questions = json.loads(Path(a["questions"]).read_text())
+    users, seconds = int(a.get("users", 20)), float(a.get("seconds", 60))
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    clients = [Client(a["url"], verbose=False) for _ in range(users)]
+    ready = threading.Barrier(users + 1)
+    deadline = [0.0]
+
+    def user(i: int) -> None:
+        client, k = clients[i], i
+        ready.wait()
+        while time.perf_counter() < deadline[0]:
+            q = questions[k % len(questions)]
+            k += users
+            t = time.perf_counter()
+            try:
+                client.submit(q["q"], q["history"], api_name="/ask").result(timeout=60)
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+            except Exception as e:  # noqa: BLE001 — a load test counts every kind of failure
+                with lock:
+                    errors.append(f"{type(e).__name__}: {e}"[:200])
+
+    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(users)]
+    for th in threads:
+        th.start()
+    start = time.perf_counter()
+    deadline[0] = start + seconds
+    cpu = os.times()
+    ready.wait()
+    for th in threads:
+        th.join(timeout=seconds + 90)
+    elapsed = time.perf_counter() - start
+    used = os.times()
+    return {
+        "users": users,
+        "seconds": round(elapsed, 1),
+        "answers": len(latencies),
+        "answers_per_s": round(len(latencies) / elapsed, 2),
+        "p50_ms": round(1000 * percentile(latencies, 50), 1),
+        "p95_ms": round(1000 * percentile(latencies, 95), 1),
+        "client_cpu_ms_per_answer": round(1000 * (used.user + used.system - cpu.user - cpu.system) / max(1, len(latencies)), 1),
+        "errors": len(errors),
+        "error_samples": sorted(set(errors))[:3],
+    }
+
+
+def ask_once(a: dict) -> dict:
+    """A cold `ask` in this fresh process (library path, any backend); the caller times the whole process."""
+    assistant, _ = _assistant(a["corpus"], a["index"], a.get("backend", "torch"))
+    answer = assistant.ask(a["question"])
+    return {"answered": answer.answered, "since_start_s": round(time.perf_counter() - STARTED, 2)}
+
+
+def backends(a: dict) -> dict:
+    """torch vs onnx: raw speed on the same texts (alternating rounds), cosine agreement, answer quality."""
+    import numpy as np
+    from qa.embedding import Embedder
+    from qa.store import IndexStore
+
+    data = IndexStore(Path(a["index"])).load()
+    rng = np.random.default_rng(0)
+    doc = data.documents
+    chunks = [doc[d].text[s:e] for d, s, e, _, _ in data.chunks[rng.permutation(len(data.chunks))[: a.get("chunks", 256)]].tolist()]
+    sentences = [doc[d].text[s:e] for d, s, e in data.sentences[rng.permutation(len(data.sentences))[: a.get("sentences", 1024)]].tolist()]
+    questions = [q["q"] for q in json.loads(Path(a["questions"]).read_text())]
+    models = {}
+    for name in ("torch", "onnx"):
+        t = time.perf_counter()
+        models[name] = Embedder(backend=name)
+        models[name].encode_query(["warm up"])
+        models[name] = (models[name], round(time.perf_counter() - t, 2))
+    rates: dict[str, list[float]] = {}
+    for _ in range(int(a.get("rounds", 3))):
+        for kind, texts in (("chunks", chunks), ("sentences", sentences)):
+            for name, (e, _) in models.items():
+                t = time.perf_counter()
+                e.encode(texts)
+                rates.setdefault(f"{name} {kind}", []).append(len(texts) / (time.perf_counter() - t))
+    q_ms: dict[str, list[float]] = {}
+    for q in questions * 2:
+        for name, (e, _) in models.items():
+            t = time.perf_counter()
+            e.encode_query([q])
+            q_ms.setdefault(name, []).append(1000 * (time.perf_counter() - t))
+    texts = chunks + sentences + questions
+    cos = np.sum(models["torch"][0].encode(texts) * models["onnx"][0].encode(texts), axis=1)
+    out = {
+        "texts_per_s": {k: round(float(np.median(v)), 1) for k, v in rates.items()},
+        "question_ms": {k: round(float(np.median(v)), 2) for k, v in q_ms.items()},
+        "load_s": {k: v[1] for k, v in models.items()},
+        "cosine": {"min": round(float(cos.min()), 4), "p01": round(float(np.percentile(cos, 1)), 4), "mean": round(float(cos.mean()), 5), "texts": len(texts)},
+    }
+    out["speedup"] = {k: round(out["texts_per_s"][f"onnx {k}"] / out["texts_per_s"][f"torch {k}"], 2) for k in ("chunks", "sentences")}
+    out["speedup"]["question"] = round(out["question_ms"]["torch"] / out["question_ms"]["onnx"], 2)
+    if a.get("quality"):
+        out["quality"] = _quality(Path(a["work"]), {k: v[0] for k, v in models.items()}, a)
+    return out
+
+
+def _quality(work: Path, models: dict, a: dict) -> list[dict]:
+    """`qa eval` rows for each backend: seeds_dev on the seeds, and a SQuAD sample, same questions for both."""
+    from qa import Settings
+    from qa import evaluation
+    from qa.assistant import Assistant
+
+    shared = Path(a["shared"])
+    rows = []
+    for name, embedder in models.items():
+        for label, files in (("seeds_dev", [shared / "eval" / "seeds_dev.jsonl"]), ("squad", sorted((shared / "eval").glob("squad-*.json")))):
+            root = work / f"quality-{name}-{label}"
+            if label == "squad":
+                (root / "seeds").mkdir(parents=True, exist_ok=True)
+                questions = evaluation.sample(evaluation.load_squad(files, root / "seeds"), int(a.get("squad_limit", 300)))
+                seeds = root / "seeds"
+            else:
+                questions = [q for f in files for q in evaluation.load_jsonl(f)]
+                seeds = shared / "seeds"
+            assistant = Assistant(Settings(seeds_dir=seeds, index_dir=root / "index"), warn=lambda m: None)
+            assistant.embedder = embedder
+            t = time.perf_counter()
+            assistant.index()
+            build_s = time.perf_counter() - t
+            row = evaluation.evaluate(assistant, questions, "qa").row()
+            rows.append({"backend": name, "set": label, "build_s": round(build_s, 1), **row})
+    return rows
+
+
+def _dump_profile(profiler, path: Path) -> None:
+    import io
+    import pstats
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profiler.dump_stats(str(path))
+    for sort in ("tottime", "cumulative"):
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).strip_dirs().sort_stats(sort).print_stats(35)
+        path.with_suffix(f".{sort}.txt").write_text(buffer.getvalue())
+
+
+COMMANDS = {
+    "build": build,
+    "answer": answer,
+    "synth": synth,
+    "alone": alone,
+    "web-serve": web_serve,
+    "web-load": web_load,
+    "ask-once": ask_once,
+    "backends": backends,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in COMMANDS:
+        sys.exit(f"usage: worker.py {{{','.join(COMMANDS)}}} JSON")
+    result = COMMANDS[sys.argv[1]](json.loads(sys.argv[2]))
+    print(json.dumps(result), flush=True)
