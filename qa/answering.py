@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .lexical import tokenize
+from .lexical import term_spans, tokenize
 from .retrieval import Candidates, Query
 from .store import IndexData
 from .types import Citation, Passage
@@ -291,8 +291,7 @@ class Extractor:
             if len(self._terms) > _CACHE_LIMIT:
                 self._terms.clear()
             text = self._sentence_text(s)
-            found = ((m.start(), m.end(), tokenize(m.group())) for m in _WORD.finditer(text))
-            terms = self._terms[s] = tuple((a, b, t[0]) for a, b, t in found if t)
+            terms = self._terms[s] = tuple(term_spans(text))
         return terms
 
     def _neighbours(self, s: int) -> list[int]:

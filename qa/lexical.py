@@ -25,11 +25,17 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
+def term_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, term) of every word BM25 indexes: `tokenize` with the offsets kept, one stemmer call per text."""
+    stop = _stopwords()
+    kept = [(m.start(), m.end(), w) for m in _WORD.finditer(text) if (w := m.group().lower().replace("’", "'")) not in stop]
+    stems = _stemmer().stemWords([w for _, _, w in kept])
+    return [(a, b, t) for (a, b, _), t in zip(kept, stems)]
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stop words dropped, stemmed: "The mayors elected" -> ['mayor', 'elect']."""
-    stop = _stopwords()
-    words = [w for w in (m.group().lower().replace("’", "'") for m in _WORD.finditer(text)) if w not in stop]
-    return _stemmer().stemWords(words)
+    return [t for _, _, t in term_spans(text)]
 
 
 class Bm25:
