@@ -279,6 +279,8 @@ class Extractor:
         self.data = data
         self.weights = weights
         self._terms: dict[int, tuple[tuple[int, int, str], ...]] = {}
+        #: Document d's chunks are rows _doc_chunks[d] to _doc_chunks[d + 1] - 1.
+        self._doc_chunks = np.searchsorted(data.chunks[:, 0], np.arange(len(data.documents) + 1))
 
     def _sentence_text(self, s: int) -> str:
         doc, start, end = (int(x) for x in self.data.sentences[s])
@@ -298,10 +300,15 @@ class Extractor:
         doc = self.data.sentences[s, 0]
         return [n for n in (s - 1, s + 1) if 0 <= n < len(self.data.sentences) and self.data.sentences[n, 0] == doc]
 
-    def _documents_holding(self, terms: list[str]) -> dict[str, set[int]]:
-        """For each term, the documents where it occurs, from the chunk BM25 index (one pass over its scores)."""
-        chunk_docs = self.data.chunks[:, 0]
-        return {t: set(np.unique(chunk_docs[self.data.chunk_bm25.scores([t]) > 0]).tolist()) for t in terms}
+    def _documents_holding(self, terms: list[str], docs: np.ndarray) -> dict[str, set[int]]:
+        """For each term, which of `docs` hold it: a binary search of its chunk postings for each document's chunks
+        (chunks are stored document by document), so the cost does not grow with the corpus."""
+        first, last = self._doc_chunks[docs], self._doc_chunks[docs + 1]
+        holding = {}
+        for t in terms:
+            postings = self.data.chunk_bm25.postings(t)
+            holding[t] = set(docs[np.searchsorted(postings, first) < np.searchsorted(postings, last)].tolist())
+        return holding
 
     def features(self, question: str, query: Query, candidates: Candidates) -> np.ndarray:
         """One row of FEATURES per candidate sentence, each in [0, 1] (cosines in [-1, 1])."""
@@ -312,7 +319,7 @@ class Extractor:
         bm25 = self.data.sentence_bm25
         weights = question_weights(question, bm25.idf(query.terms))
         weights.update({t: 0.5 * w for t, w in bm25.idf(query.history_terms).items() if t not in weights})
-        holding = self._documents_holding(list(weights))
+        holding = self._documents_holding(list(weights), np.unique(self.data.sentences[candidates.sentences, 0]))
         kind = asked_kind(question)
         vectors = self.data.sentence_vectors
         for i, s in enumerate(candidates.sentences.tolist()):

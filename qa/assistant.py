@@ -271,8 +271,9 @@ class Assistant:
 def _reuse(previous: IndexData, doc: int):
     """A document's records and vectors from the previous build, renumbered to count from its first sentence."""
     text = previous.documents[doc].text
-    s_rows = np.flatnonzero(previous.sentences[:, 0] == doc)
-    c_rows = np.flatnonzero(previous.chunks[:, 0] == doc)
+    # records are stored document by document, so each document's rows are one contiguous range
+    s_rows = np.arange(*np.searchsorted(previous.sentences[:, 0], [doc, doc + 1]))
+    c_rows = np.arange(*np.searchsorted(previous.chunks[:, 0], [doc, doc + 1]))
     base = int(s_rows[0]) if len(s_rows) else 0
     sentences = [Sentence(int(a), int(b), text[a:b]) for _, a, b in previous.sentences[s_rows]]
     chunks = [Chunk(int(a), int(b), text[a:b], int(f) - base, int(l) - base) for _, a, b, f, l in previous.chunks[c_rows]]

@@ -43,9 +43,12 @@ class Bm25:
 
     def __init__(self, model):
         self._model = model
-        # subtle: bm25s stores scores column-per-term (CSC), so a term's document frequency is its column length.
-        indptr = np.asarray(model.scores["indptr"])
-        self._df = np.diff(indptr)
+        # subtle: bm25s stores scores column-per-term (CSC): a term's postings are indices[indptr[t]:indptr[t+1]],
+        # each text at most once, so its document frequency is the column length.
+        self._indptr = np.asarray(model.scores["indptr"])
+        self._indices = np.asarray(model.scores["indices"])
+        self._data = np.asarray(model.scores["data"])
+        self._df = np.diff(self._indptr)
         self._n = int(model.scores["num_docs"])
 
     @classmethod
@@ -65,12 +68,26 @@ class Bm25:
 
         return cls(bm25s.BM25.load(str(folder), show_progress=False, verbosity=0))
 
-    def scores(self, tokens: list[str]) -> np.ndarray:
-        """BM25 score of every indexed text for the query tokens (zeros when none is known)."""
-        ids = self._model.get_tokens_ids(tokens)
-        if not ids:
-            return np.zeros(self._n, dtype=np.float32)
-        return self._model.get_scores_from_ids(ids)
+    def postings(self, term: str) -> np.ndarray:
+        """Numbers of the texts holding `term`, ascending; empty when it is not indexed."""
+        t = self._model.vocab_dict.get(term)
+        if t is None:
+            return self._indices[:0]
+        return self._indices[self._indptr[t] : self._indptr[t + 1]]
+
+    def scores(self, tokens: list[str], weight: float = 1.0, into: np.ndarray | None = None) -> np.ndarray:
+        """BM25 score of every indexed text for the query tokens (zeros when none is known), times `weight`,
+        added to `into` when given. Touches only the texts in the tokens' postings."""
+        scores = np.zeros(self._n, dtype=np.float32) if into is None else into
+        vocab = self._model.vocab_dict
+        for token in tokens:
+            t = vocab.get(token)
+            if t is None:
+                continue
+            span = slice(self._indptr[t], self._indptr[t + 1])
+            # a term's postings hold each text once, so plain fancy-index addition is exact (and ~10x np.add.at)
+            scores[self._indices[span]] += weight * self._data[span]
+        return scores
 
     def idf(self, tokens: list[str]) -> dict[str, float]:
         """Inverse document frequency of each token; unseen tokens get the highest weight."""

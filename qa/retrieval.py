@@ -72,10 +72,9 @@ class Retriever:
         return ids[0][ids[0] >= 0]
 
     def _lexical(self, bm25, query: Query) -> np.ndarray:
-        scores = bm25.scores(query.terms)
-        if query.history_terms:
-            scores = scores + 0.5 * bm25.scores(query.history_terms)
-        return _top(scores, self.depth)[: np.count_nonzero(scores)]
+        scores = bm25.scores(query.history_terms, weight=0.5, into=bm25.scores(query.terms))
+        hits = np.flatnonzero(scores)
+        return hits[_top(scores[hits], self.depth)]
 
     def containing_chunks(self, sentence: int) -> list[int]:
         """Chunks whose sentence range holds `sentence` (more than one where chunks overlap)."""
