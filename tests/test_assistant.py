@@ -53,6 +53,23 @@ def test_answers_quote_the_document_and_cite_it(toy, question, source, words):
         assert _file_text(toy, c.source).count("\n", 0, c.start) + 1 == c.line
 
 
+def test_onnx_backend_agrees_with_torch_and_switching_rebuilds(tmp_path, toy):
+    from qa import Assistant, Settings
+
+    assistant = Assistant(toy.settings.with_(index_dir=tmp_path / "index", backend="onnx"), warn=lambda m: None)
+    assistant.index()
+    agreement = assistant.embedder.encode(["How high is Mount Etna?"]) @ toy.embedder.encode(["How high is Mount Etna?"]).T
+    assert agreement[0, 0] > 0.99
+    for question in ("How old was Lumumba when he became mayor?", "How many eggs does the queen lay?"):
+        onnx, torch = assistant.ask(question), toy.ask(question)
+        assert onnx.answered and (onnx.citations[0].source, onnx.citations[0].quote) == (torch.citations[0].source, torch.citations[0].quote)
+    with pytest.raises(IndexMismatchError, match="backend"):
+        IndexStore(tmp_path / "index").load(toy.settings.index_key())
+    back = Assistant(toy.settings.with_(index_dir=tmp_path / "index"), warn=lambda m: None)
+    back.embedder = toy.embedder
+    assert "backend" in back.index().full_rebuild
+
+
 def test_json_contract(toy):
     d = json.loads(json.dumps(toy.ask("How do worker bees communicate?").to_dict()))
     assert {"question", "answered", "answer", "confidence", "citations"} <= d.keys()

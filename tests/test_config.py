@@ -9,6 +9,8 @@ def test_invalid_settings_name_the_argument():
         Settings(chunk_tokens=0)
     with pytest.raises(SettingsError, match="min_confidence"):
         Settings(min_confidence=2)
+    with pytest.raises(SettingsError, match="backend must be one of torch, onnx"):
+        Settings(backend="tensorflow")
 
 
 def test_environment_overrides_defaults(monkeypatch):
