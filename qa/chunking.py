@@ -42,21 +42,27 @@ class Chunker:
         return [len(t) for t in self._encoding.encode_ordinary_batch(texts)]
 
     def split(self, text: str) -> tuple[list[Sentence], list[Chunk]]:
-        sentences = self.sentences(text)
-        return sentences, self.chunks(text, sentences)
+        sentences, counts = self._counted_sentences(text)
+        return sentences, self.chunks(text, sentences, counts)
 
     def sentences(self, text: str) -> list[Sentence]:
+        return self._counted_sentences(text)[0]
+
+    def _counted_sentences(self, text: str) -> tuple[list[Sentence], list[int]]:
+        """Sentences and their token counts; the counts are reused by the packing, so tiktoken runs once."""
         spans: list[tuple[int, int]] = []
         for line in _LINE.finditer(text):
             spans.extend(self._line_sentences(text, line.start(), line.end()))
-        pieces = [text[s:e] for s, e in spans]
-        sentences = []
-        for (start, end), tokens in zip(spans, self.count_tokens(pieces)):
+        sentences, counts = [], []
+        for (start, end), tokens in zip(spans, self.count_tokens([text[s:e] for s, e in spans])):
             if tokens <= self.max_tokens:
                 sentences.append(Sentence(start, end, text[start:end]))
+                counts.append(tokens)
             else:
-                sentences.extend(self._cut(text, start, end))
-        return sentences
+                pieces = self._cut(text, start, end)
+                sentences.extend(pieces)
+                counts.extend(self.count_tokens([p.text for p in pieces]))
+        return sentences, counts
 
     def _line_sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
         """Sentence spans inside one line, stripped; pysbd's segments are located in the text, never trusted as text."""
@@ -104,9 +110,9 @@ class Chunker:
             i = j
         return pieces
 
-    def chunks(self, text: str, sentences: list[Sentence]) -> list[Chunk]:
-        """Greedy packing of consecutive sentences up to `max_tokens`, repeating `overlap` sentences."""
-        counts = self.count_tokens([s.text for s in sentences])
+    def chunks(self, text: str, sentences: list[Sentence], counts: list[int]) -> list[Chunk]:
+        """Greedy packing of consecutive sentences (of `counts` tokens each) up to `max_tokens`, repeating
+        `overlap` sentences."""
         chunks = []
         first = 0
         while first < len(sentences):
