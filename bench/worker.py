@@ -3,7 +3,7 @@
     python bench/worker.py build '{"corpus": "...", "index": "..."}'
 
 Each command prints one JSON object as its last stdout line. Only the standard library is imported at the
-top: `ask-once` is timed from process start.
+top, so each measurement pays for the imports it needs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-STARTED = time.perf_counter()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,12 +22,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _assistant(corpus: str, index: str, backend: str = "torch"):
     from qa import Settings
     from qa.assistant import Assistant
-    from qa.embedding import Embedder
 
     notes: list[str] = []
-    assistant = Assistant(Settings(seeds_dir=Path(corpus), index_dir=Path(index)), warn=notes.append)
-    if backend != "torch":
-        assistant.embedder = Embedder(backend=backend)
+    assistant = Assistant(Settings(seeds_dir=Path(corpus), index_dir=Path(index), backend=backend), warn=notes.append)
     return assistant, notes
 
 
@@ -374,13 +370,6 @@ def web_load(a: dict) -> dict:
     }
 
 
-def ask_once(a: dict) -> dict:
-    """A cold `ask` in this fresh process (library path, any backend); the caller times the whole process."""
-    assistant, _ = _assistant(a["corpus"], a["index"], a.get("backend", "torch"))
-    answer = assistant.ask(a["question"])
-    return {"answered": answer.answered, "since_start_s": round(time.perf_counter() - STARTED, 2)}
-
-
 def backends(a: dict) -> dict:
     """torch vs onnx: raw speed on the same texts (alternating rounds), cosine agreement, answer quality."""
     import numpy as np
@@ -445,8 +434,8 @@ def _quality(work: Path, models: dict, a: dict) -> list[dict]:
             else:
                 questions = [q for f in files for q in evaluation.load_jsonl(f)]
                 seeds = shared / "seeds"
-            assistant = Assistant(Settings(seeds_dir=seeds, index_dir=root / "index"), warn=lambda m: None)
-            assistant.embedder = embedder
+            assistant = Assistant(Settings(seeds_dir=seeds, index_dir=root / "index", backend=name), warn=lambda m: None)
+            assistant.embedder = embedder  # the model loaded for the speed rounds
             t = time.perf_counter()
             assistant.index()
             build_s = time.perf_counter() - t
@@ -474,7 +463,6 @@ COMMANDS = {
     "alone": alone,
     "web-serve": web_serve,
     "web-load": web_load,
-    "ask-once": ask_once,
     "backends": backends,
 }
 

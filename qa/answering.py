@@ -10,7 +10,6 @@ score is the confidence; below Settings.min_confidence the assistant abstains.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, fields
 

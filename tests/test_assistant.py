@@ -54,7 +54,7 @@ def test_answers_quote_the_document_and_cite_it(toy, question, source, words):
 
 
 def test_onnx_backend_agrees_with_torch_and_switching_rebuilds(tmp_path, toy):
-    from qa import Assistant, Settings
+    from qa import Assistant
 
     assistant = Assistant(toy.settings.with_(index_dir=tmp_path / "index", backend="onnx"), warn=lambda m: None)
     assistant.index()
