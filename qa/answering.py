@@ -77,8 +77,6 @@ _WORD = re.compile(r"\w+(?:[.,'’]\w+)*")
 _CLAUSE_END = re.compile(r"[,;:.!?()\[\]\"“”—–]|\s-\s")
 #: A kind word ("year", "team") counts this much of its idf: it names the answer's kind, not the subject.
 KIND_WORD_WEIGHT = 0.3
-#: Sentences whose terms are cached per loaded index before the cache starts over.
-_CACHE_LIMIT = 500_000
 
 
 @dataclass(frozen=True)
@@ -114,6 +112,8 @@ class Weights:
 
 #: The evidence about one candidate sentence, in the order of `Extractor.features` columns.
 FEATURES = tuple(f.name for f in fields(Weights) if f.name not in ("bias", "steepness"))
+#: The features that need the sentence's text scanned for the asked kind of answer; each is 0 or 1.
+_KIND_FEATURES = ("answer_kind", "kind_missing", "kind_near")
 
 
 def asked_kind(question: str) -> str:
@@ -277,23 +277,12 @@ class Extractor:
     def __init__(self, data: IndexData, weights: Weights = Weights()):
         self.data = data
         self.weights = weights
-        self._terms: dict[int, tuple[tuple[int, int, str], ...]] = {}
         #: Document d's chunks are rows _doc_chunks[d] to _doc_chunks[d + 1] - 1.
         self._doc_chunks = np.searchsorted(data.chunks[:, 0], np.arange(len(data.documents) + 1))
 
     def _sentence_text(self, s: int) -> str:
         doc, start, end = (int(x) for x in self.data.sentences[s])
         return self.data.documents[doc].text[start:end]
-
-    def _terms_of(self, s: int) -> tuple[tuple[int, int, str], ...]:
-        """(start, end, term) of each word of sentence `s` that BM25 indexes, offsets in the sentence; cached."""
-        terms = self._terms.get(s)
-        if terms is None:
-            if len(self._terms) > _CACHE_LIMIT:
-                self._terms.clear()
-            text = self._sentence_text(s)
-            terms = self._terms[s] = tuple(term_spans(text))
-        return terms
 
     def _neighbours(self, s: int) -> list[int]:
         doc = self.data.sentences[s, 0]
@@ -309,8 +298,13 @@ class Extractor:
             holding[t] = set(docs[np.searchsorted(postings, first) < np.searchsorted(postings, last)].tolist())
         return holding
 
-    def features(self, question: str, query: Query, candidates: Candidates) -> np.ndarray:
-        """One row of FEATURES per candidate sentence, each in [0, 1] (cosines in [-1, 1])."""
+    def features(self, question: str, query: Query, candidates: Candidates, keep: int | None = None) -> np.ndarray:
+        """One row of FEATURES per candidate sentence, each in [0, 1] (cosines in [-1, 1]).
+
+        With `keep`, the answer-kind columns (a regex pass over the sentence) are filled only for candidates that
+        could still rank among the best `keep`; the others leave them 0 and stay below those `keep` whatever
+        the columns would say.
+        """
         out = np.zeros((len(candidates.sentences), len(FEATURES)), dtype=np.float64)
         if not len(out):
             return out
@@ -318,40 +312,57 @@ class Extractor:
         bm25 = self.data.sentence_bm25
         weights = question_weights(question, bm25.idf(query.terms))
         weights.update({t: 0.5 * w for t, w in bm25.idf(query.history_terms).items() if t not in weights})
+        ids = bm25.term_ids(weights)
+        by_id = {ids[t]: w for t, w in weights.items()}
         holding = self._documents_holding(list(weights), np.unique(self.data.sentences[candidates.sentences, 0]))
-        kind = asked_kind(question)
         vectors = self.data.sentence_vectors
         for i, s in enumerate(candidates.sentences.tolist()):
-            own = {t for _, _, t in self._terms_of(s)}
+            own = bm25.terms_of(s)
             near = self._neighbours(s)
-            context = own.union(*({t for _, _, t in self._terms_of(n)} for n in near))
-            following = {t for _, _, t in self._terms_of(s + 1)} if s + 1 in near else set()
+            context = own.union(*(bm25.terms_of(n) for n in near))
+            following = bm25.terms_of(s + 1) if s + 1 in near else set()
             doc = int(self.data.sentences[s, 0])
             row = out[i]
             row[col["sentence_dense"]] = candidates.sentence_dense[i]
             row[col["chunk_dense"]] = candidates.chunk_dense[i]
             row[col["neighbour_dense"]] = max((float(vectors[n] @ query.vector) for n in near), default=0.0)
-            row[col["sentence_terms"]] = _coverage(weights, own)
-            row[col["context_terms"]] = _coverage(weights, context)
+            row[col["sentence_terms"]] = _coverage(by_id, own)
+            row[col["context_terms"]] = _coverage(by_id, context)
             row[col["document_terms"]] = _coverage(weights, {t for t, docs in holding.items() if doc in docs})
-            row[col["next_terms"]] = _coverage(weights, following)
-            row[col["novelty"]] = min(len(own - weights.keys()), 3) / 3
-            if kind:
-                text = self._sentence_text(s)
-                spans = kind_spans(text, kind, question)
-                row[col["answer_kind"]] = bool(spans)
-                row[col["kind_missing"]] = not spans and kind != "name"
-                row[col["kind_near"]] = _kind_near(spans, self._terms_of(s), weights)
+            row[col["next_terms"]] = _coverage(by_id, following)
+            row[col["novelty"]] = min(len(own - by_id.keys()), 3) / 3
+        kind = asked_kind(question)
+        if not kind:
+            return out
+        rows = range(len(out)) if keep is None else np.flatnonzero(self._could_rank(out, keep)).tolist()
+        for i in rows:
+            text = self._sentence_text(int(candidates.sentences[i]))
+            spans = kind_spans(text, kind, question)
+            out[i, col["answer_kind"]] = bool(spans)
+            out[i, col["kind_missing"]] = not spans and kind != "name"
+            out[i, col["kind_near"]] = _kind_near(spans, term_spans(text), weights)
         return out
 
-    def score(self, question: str, query: Query, candidates: Candidates) -> list[Scored]:
-        """Candidates best first, each with its score in [0, 1]; the first one's is the answer's confidence."""
+    def _could_rank(self, features: np.ndarray, keep: int) -> np.ndarray:
+        """Whether each candidate, at its best once the answer-kind columns are known, reaches the `keep`-th best
+        candidate at its worst. Those columns are 0 or 1, so a candidate that does not cannot enter the best `keep`."""
+        if len(features) <= keep:
+            return np.ones(len(features), dtype=bool)
+        w = self.weights
+        partial = features @ w.vector()
+        kind = [getattr(w, name) for name in _KIND_FEATURES]
+        best, worst = partial + sum(max(x, 0.0) for x in kind), partial + sum(min(x, 0.0) for x in kind)
+        return best >= np.partition(worst, -keep)[-keep]
+
+    def score(self, question: str, query: Query, candidates: Candidates, keep: int | None = None) -> list[Scored]:
+        """The best `keep` candidates (all, when None), best first, each with its score in [0, 1]; the first
+        one's is the answer's confidence."""
         if len(candidates.sentences) == 0:
             return []
         w = self.weights
-        raw = self.features(question, query, candidates) @ w.vector()
+        raw = self.features(question, query, candidates, keep) @ w.vector()
         scores = 1.0 / (1.0 + np.exp(-w.steepness * (raw - w.bias)))
-        order = np.argsort(-raw, kind="stable")
+        order = np.argsort(-raw, kind="stable")[:keep]
         return [Scored(int(candidates.sentences[i]), int(candidates.chunks[i]), float(scores[i])) for i in order]
 
     def citation(self, question: str, scored: Scored) -> Citation:

@@ -256,8 +256,8 @@ class Assistant:
         vector = vectors[0] + (0.5 * vectors[1:].mean(axis=0) if history else 0.0)
         query = Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(" ".join(history)))
         candidates = live.retriever.search(query)
-        scored = live.extractor.score(question, query, candidates)
         top_k = self.settings.top_k
+        scored = live.extractor.score(question, query, candidates, keep=top_k)
         passages = live.extractor.passages(candidates, top_k)
         if not scored:
             return Answer(question, False, _NO_ANSWER, 0.0, [], passages)

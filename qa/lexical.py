@@ -39,9 +39,10 @@ def tokenize(text: str) -> list[str]:
 
 
 class Bm25:
-    """BM25 over a list of texts, with the document frequencies kept for idf-weighted term overlap."""
+    """BM25 over a list of texts, with what answer selection needs besides scores: each term's postings and
+    document frequency, and each text's terms (so a candidate's words cost a slice, not a tokenizer run)."""
 
-    def __init__(self, model):
+    def __init__(self, model, rows: tuple[np.ndarray, np.ndarray]):
         self._model = model
         # subtle: bm25s stores scores column-per-term (CSC): a term's postings are indices[indptr[t]:indptr[t+1]],
         # each text at most once, so its document frequency is the column length.
@@ -50,6 +51,8 @@ class Bm25:
         self._data = np.asarray(model.scores["data"])
         self._df = np.diff(self._indptr)
         self._n = int(model.scores["num_docs"])
+        #: Text i's term ids are _row_terms[_row_start[i]:_row_start[i + 1]] (the transpose bm25s does not keep).
+        self._row_start, self._row_terms = rows
 
     @classmethod
     def build(cls, token_lists: list[list[str]]) -> "Bm25":
@@ -57,16 +60,32 @@ class Bm25:
 
         model = bm25s.BM25()
         model.index([tokens or [""] for tokens in token_lists], show_progress=False)
-        return cls(model)
+        vocab = model.vocab_dict
+        lengths = np.fromiter((len(tokens) for tokens in token_lists), dtype=np.int64, count=len(token_lists))
+        start = np.concatenate([[0], np.cumsum(lengths)])
+        terms = np.fromiter((vocab[t] for tokens in token_lists for t in tokens), dtype=np.int32, count=int(start[-1]))
+        return cls(model, (start, terms))
 
     def save(self, folder: Path) -> None:
         self._model.save(str(folder), show_progress=False)
+        np.save(Path(folder) / "row_start.npy", self._row_start)
+        np.save(Path(folder) / "row_terms.npy", self._row_terms)
 
     @classmethod
     def load(cls, folder: Path) -> "Bm25":
         import bm25s
 
-        return cls(bm25s.BM25.load(str(folder), show_progress=False, verbosity=0))
+        model = bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
+        return cls(model, (np.load(Path(folder) / "row_start.npy"), np.load(Path(folder) / "row_terms.npy")))
+
+    def term_ids(self, tokens) -> dict[str, int]:
+        """Each token's id; tokens the index has never seen get distinct negative ids, found in no text."""
+        vocab = self._model.vocab_dict
+        return {t: vocab.get(t, -1 - i) for i, t in enumerate(tokens)}
+
+    def terms_of(self, text: int) -> set[int]:
+        """Ids of the terms of indexed text number `text`."""
+        return set(self._row_terms[self._row_start[text] : self._row_start[text + 1]].tolist())
 
     def postings(self, term: str) -> np.ndarray:
         """Numbers of the texts holding `term`, ascending; empty when it is not indexed."""

@@ -25,7 +25,7 @@ from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, Index
 from .lexical import Bm25
 from .types import Document
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: BM25 folders keep each text's term ids
 #: Above this many vectors a flat scan gives way to HNSW: a flat scan of 5*10^4 takes about as long as one
 #: HNSW search at EF_SEARCH (~2-3 ms here), and grows linearly beyond.
 FLAT_LIMIT = 50_000

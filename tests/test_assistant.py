@@ -207,3 +207,20 @@ def test_watch_rebuilds_when_a_file_appears(tmp_path, embedder):
         thread.join()
     assert builds and builds[0].added == 1
     assert assistant.ask("What is green tea made from?").citations[0].source == "tea.txt"
+
+
+def test_scoring_only_the_best_candidates_fully_keeps_the_same_best(seeds):
+    from qa.lexical import tokenize
+    from qa.retrieval import Query
+
+    live, skipped = seeds.live(), 0
+    questions = ["Who coordinates the Progressive International?", "How many people did JVP Action's canvasses send out?",
+                 "When did the mayor-elect speak at the Unisphere?", "Where was the press conference held?"]
+    for question in questions:
+        query = Query(seeds.embedder.encode_query([question])[0], tokenize(question), [])
+        candidates = live.retriever.search(query)
+        full, pruned = live.extractor.features(question, query, candidates), live.extractor.features(question, query, candidates, keep=3)
+        skipped += int(np.sum(np.any(full != pruned, axis=1)))
+        best = [(s.sentence, s.score) for s in live.extractor.score(question, query, candidates)[:3]]
+        assert [(s.sentence, s.score) for s in live.extractor.score(question, query, candidates, keep=3)] == best
+    assert skipped > 0  # the shortcut was taken, and changed nothing that is shown
