@@ -1,10 +1,13 @@
 """Embedder: text -> unit-length float32 vectors with all-MiniLM-L6-v2 (or another model folder), loaded on first use.
 
+Documents and questions are encoded with the model's own "document" and "query" prompts when its
+config_sentence_transformers.json has them.
+
 Two backends compute the same model:
     "torch"  sentence-transformers on PyTorch, the reference.
     "onnx"   the same weights as an int8 ONNX file on onnxruntime, with the model folder's own tokenizer.json:
              no torch import (loads in 0.4 s instead of 5-7 s), 1.3-1.6x faster, cosine >= 0.997 to torch
-             on our texts, same eval scores (measured by bench/bench.py --onnx-python).
+             on our texts, same eval scores (measured by bench/bench.py --backends).
 """
 
 from __future__ import annotations
@@ -75,11 +78,16 @@ class _TorchModel:
         self.st = SentenceTransformer(folder, device="cpu", local_files_only=True)
         self.dimension = int(self.st.get_embedding_dimension())
         self.window = int(self.st.max_seq_length)
+        self.document_prompt = self.st.prompts.get("document", "")
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return self.st.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return self.st.encode_document(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+    def encode_query(self, texts: list[str]) -> np.ndarray:
+        return self.st.encode_query(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
     def word_pieces(self, texts: list[str]) -> list[int]:
+        texts = [self.document_prompt + t for t in texts]
         return [len(ids) for ids in self.st.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
 
 
@@ -100,6 +108,9 @@ class _OnnxModel:
             raise SettingsError(f"the onnx backend does mean pooling only; {folder!r} pools otherwise; use torch")
         self.window = int(config["max_seq_length"])
         self.dimension = int(pooling["word_embedding_dimension"])
+        st_config = root / "config_sentence_transformers.json"
+        prompts = json.loads(st_config.read_text()).get("prompts", {}) if st_config.is_file() else {}
+        self.query_prompt, self.document_prompt = prompts.get("query", ""), prompts.get("document", "")
         self.counter = Tokenizer.from_file(str(root / "tokenizer.json"))
         self.counter.no_truncation()
         self.counter.no_padding()
@@ -116,6 +127,12 @@ class _OnnxModel:
         self.inputs = {i.name for i in self.session.get_inputs()}
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self._encode([self.document_prompt + t for t in texts], batch_size)
+
+    def encode_query(self, texts: list[str]) -> np.ndarray:
+        return self._encode([self.query_prompt + t for t in texts], 64)
+
+    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for lo in range(0, len(texts), batch_size):
@@ -131,7 +148,7 @@ class _OnnxModel:
         return out
 
     def word_pieces(self, texts: list[str]) -> list[int]:
-        return [len(e.ids) for e in self.counter.encode_batch(texts)]
+        return [len(e.ids) for e in self.counter.encode_batch([self.document_prompt + t for t in texts])]
 
 
 class Embedder:
@@ -186,5 +203,6 @@ class Embedder:
         return out
 
     def encode_query(self, texts: list[str]) -> np.ndarray:
-        """The answer path's one model call: a question (and its history) as unit vectors."""
-        return self._model.encode(texts, 64)
+        """The answer path's one model call: a question (and its history) as unit vectors, with the model's
+        query prompt when its config names one (bge- and e5-style models expect it; MiniLM has none)."""
+        return self._model.encode_query(texts)
