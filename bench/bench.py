@@ -244,7 +244,9 @@ def cold_start(runner: Runner, seeds: tuple[Path, Path], rounds: int) -> dict:
 
 
 def web_load(runner: Runner, seeds: tuple[Path, Path], questions: Path, users: int, seconds: float) -> dict:
-    """20 users on the chat's /ask API over loopback for a fixed time, beside one process answering alone."""
+    """20 users on the chat's /ask API over loopback for a fixed time, beside one process answering alone
+    (in process: the answer path's own rate) and one user asking the same server back to back (the rate of
+    the web path, gradio and its client included, without concurrency)."""
     folder, index = seeds
     port = _free_port()
     common = {"corpus": str(folder), "index": str(index), "questions": str(questions)}
@@ -258,6 +260,7 @@ def web_load(runner: Runner, seeds: tuple[Path, Path], questions: Path, users: i
         info = json.loads(line) if line.startswith("{") else {"skipped": "the web server did not start (see web-serve.log)"}
         if "url" not in info:
             return info
+        one = runner.worker("web-load", dict(common, url=info["url"], users=1, seconds=15), timeout=315)
         load = runner.worker("web-load", dict(common, url=info["url"], users=users, seconds=seconds), timeout=seconds + 300)
     finally:
         if server.stdin:
@@ -271,12 +274,16 @@ def web_load(runner: Runner, seeds: tuple[Path, Path], questions: Path, users: i
     tail = [x for x in rest.splitlines() if x.startswith("{")]
     if tail and "answers" in load:
         server_cpu = json.loads(tail[-1]).get("cpu_s")
-        load = dict(load, server_cpu_ms_per_answer=round(1000 * server_cpu / max(1, load["answers"]), 1) if server_cpu else None)
+        served = load["answers"] + one.get("answers", 0)
+        load = dict(load, server_cpu_ms_per_answer=round(1000 * server_cpu / max(1, served), 1) if server_cpu else None)
     after = runner.worker("alone", dict(common, seconds=15))
     alone = [x["answers_per_s"] for x in (before, after) if "answers_per_s" in x]
     out = dict(load, alone_answers_per_s=round(sum(alone) / len(alone), 2) if alone else None, alone_runs=alone, server_concurrency=info.get("concurrency"))
+    out["one_user_answers_per_s"] = one.get("answers_per_s")
     if alone and "answers_per_s" in load:
         out["ratio"] = round(load["answers_per_s"] / out["alone_answers_per_s"], 2)
+    if one.get("answers_per_s") and "answers_per_s" in load:
+        out["ratio_to_one_user"] = round(load["answers_per_s"] / one["answers_per_s"], 2)
     return out
 
 
@@ -365,8 +372,10 @@ def table(r: dict) -> str:
     if web:
         out += ["", "Web chat under load: gradio_client users on loopback asking /ask back to back"]
         if "answers_per_s" in web:
-            out += _rows(["users", "seconds", "answers", "answers/s", "p50 ms", "p95 ms", "errors", "alone/s", "ratio", "server conc."],
-                         [[web["users"], web["seconds"], web["answers"], web["answers_per_s"], web["p50_ms"], web["p95_ms"], web["errors"], web["alone_answers_per_s"], web.get("ratio"), web.get("server_concurrency")]])
+            out += _rows(["users", "seconds", "answers", "answers/s", "p50 ms", "p95 ms", "errors", "alone/s", "ratio", "1 user/s", "ratio", "server conc."],
+                         [[web["users"], web["seconds"], web["answers"], web["answers_per_s"], web["p50_ms"], web["p95_ms"], web["errors"], web["alone_answers_per_s"],
+                           web.get("ratio"), web.get("one_user_answers_per_s"), web.get("ratio_to_one_user"), web.get("server_concurrency")]])
+            out.append("alone = one process answering in-process; 1 user = one gradio_client user asking the same server back to back")
             out.append(f"CPU per answer: server {_f(web.get('server_cpu_ms_per_answer'))} ms, load generator {_f(web.get('client_cpu_ms_per_answer'))} ms (2 cores shared)")
             if web.get("error_samples"):
                 out.append("errors: " + " | ".join(web["error_samples"]))
