@@ -13,7 +13,7 @@ def test_hnsw_beyond_the_flat_limit_finds_the_exact_neighbours(monkeypatch):
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     monkeypatch.setattr(qa.store, "FLAT_LIMIT", 1_000)
     hnsw, flat = vector_index(vectors), vector_index(vectors[:1_000])
-    assert hasattr(hnsw, "hnsw") and hnsw.hnsw.efSearch == qa.store.EF_SEARCH and not hasattr(flat, "hnsw")
+    assert hasattr(hnsw, "hnsw") and hnsw.hnsw.efSearch == qa.store.ef_search(3_000) and not hasattr(flat, "hnsw")
     assert np.array_equal(vectors_of(hnsw), vectors)
     queries = vectors[:50] + 0.05 * rng.standard_normal((50, 384)).astype(np.float32)
     _, found = hnsw.search(queries, 10)
@@ -29,7 +29,7 @@ def test_an_hnsw_index_is_saved_loaded_and_answers_like_a_flat_one(tmp_path, emb
     hnsw = make_assistant(tmp_path / "hnsw", embedder)
     hnsw.index()
     loaded = IndexStore(hnsw.settings.index_dir).load(hnsw.settings.index_key())
-    assert loaded.sentence_index.hnsw.efSearch == qa.store.EF_SEARCH
+    assert loaded.sentence_index.hnsw.efSearch == qa.store.ef_search(loaded.sentence_index.ntotal)
     assert np.allclose(loaded.sentence_vectors, flat.live().data.sentence_vectors, atol=1e-6)
     for question in ("How many eggs does the queen lay?", "How high is Mount Etna?", "Who is the mayor of Jackson?"):
         a, b = flat.ask(question), hnsw.ask(question)
