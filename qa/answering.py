@@ -340,7 +340,7 @@ class Extractor:
             spans = kind_spans(text, kind, question)
             out[i, col["answer_kind"]] = bool(spans)
             out[i, col["kind_missing"]] = not spans and kind != "name"
-            out[i, col["kind_near"]] = _kind_near(spans, term_spans(text), weights)
+            out[i, col["kind_near"]] = _kind_near(spans, term_spans(text), weights) if spans else 0.0
         return out
 
     def _could_rank(self, features: np.ndarray, keep: int) -> np.ndarray:
