@@ -219,8 +219,13 @@ def _read_manifest(build: Path) -> dict:
         raise IndexCorruptError(f"index in {build} has no manifest; run `qa index` to rebuild it") from None
     except (OSError, ValueError) as e:
         raise IndexCorruptError(f"index manifest in {build} is unreadable ({e}); run `qa index` to rebuild it") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format_version"), int):
         raise IndexCorruptError(f"index in {build} has an unknown format; run `qa index` to rebuild it")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"index was written by another version of qa (index format {manifest['format_version']}, now {FORMAT_VERSION});"
+            " run `qa index` to rebuild it"
+        )
     return manifest
 
 

@@ -158,6 +158,16 @@ def test_index_problems_are_reported_and_repaired(tmp_path, embedder):
     assert assistant.ask("How high is Mount Etna?").answered
 
 
+def test_an_index_from_another_version_of_qa_is_rebuilt_not_called_damaged(tmp_path, embedder):
+    assistant = make_assistant(tmp_path, embedder)
+    assistant.index()
+    manifest = IndexStore(assistant.settings.index_dir).current() / "manifest.json"
+    manifest.write_text(json.dumps(dict(json.loads(manifest.read_text()), format_version=1)))
+    with pytest.raises(IndexMismatchError, match="another version of qa"):
+        IndexStore(assistant.settings.index_dir).load(assistant.settings.index_key())
+    assert "another version of qa" in assistant.index().full_rebuild
+
+
 def test_second_build_refuses_while_one_runs(tmp_path, embedder):
     assistant = make_assistant(tmp_path, embedder)
     lock = assistant.store.lock()
