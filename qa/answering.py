@@ -193,14 +193,14 @@ def answer_phrase(sentence: str, question: str) -> tuple[int, int] | None:
     'thousands of new homes'
     """
     kind = asked_kind(question)
-    words = [(m.start(), m.end(), tokenize(m.group())) for m in _WORD.finditer(sentence)]
     if not kind:
-        return _object_phrase(sentence, question, words)
+        return _object_phrase(sentence, question, _word_terms(sentence))
     spans = kind_spans(sentence, kind, question)
     if len(spans) == 1:
         return spans[0]
     if kind == "name" or not spans:
         return None
+    words = _word_terms(sentence)
     unit = _UNIT.search(question)
     if kind == "number" and unit:
         before = [sp for sp in spans if _followed_by(sp, words, tokenize(unit.group(1)), reach=2)]
@@ -212,6 +212,12 @@ def answer_phrase(sentence: str, question: str) -> tuple[int, int] | None:
     if min(distance) <= 1 and distance.count(min(distance)) == 1:
         return spans[distance.index(min(distance))]
     return None
+
+
+def _word_terms(sentence: str) -> list[tuple[int, int, list[str]]]:
+    """Every word with its BM25 term ([] for a stop word), from one tokenizer run over the sentence."""
+    terms = {start: t for start, _, t in term_spans(sentence)}
+    return [(m.start(), m.end(), [terms[m.start()]] if m.start() in terms else []) for m in _WORD.finditer(sentence)]
 
 
 def _object_phrase(sentence: str, question: str, words) -> tuple[int, int] | None:
@@ -303,7 +309,7 @@ class Extractor:
 
         With `keep`, the answer-kind columns (a regex pass over the sentence) are filled only for candidates that
         could still rank among the best `keep`; the others leave them 0 and stay below those `keep` whatever
-        the columns would say.
+        the columns would say. The columns of a candidate that can still rank are exact.
         """
         out = np.zeros((len(candidates.sentences), len(FEATURES)), dtype=np.float64)
         if not len(out):
@@ -334,24 +340,29 @@ class Extractor:
         kind = asked_kind(question)
         if not kind:
             return out
-        rows = range(len(out)) if keep is None else np.flatnonzero(self._could_rank(out, keep)).tolist()
-        for i in rows:
+        rows = np.arange(len(out)) if keep is None else np.flatnonzero(self._could_rank(out, keep, _KIND_FEATURES))
+        spans = {}
+        for i in rows.tolist():
             text = self._sentence_text(int(candidates.sentences[i]))
-            spans = kind_spans(text, kind, question)
-            out[i, col["answer_kind"]] = bool(spans)
-            out[i, col["kind_missing"]] = not spans and kind != "name"
-            out[i, col["kind_near"]] = _kind_near(spans, term_spans(text), weights) if spans else 0.0
+            spans[i] = (text, kind_spans(text, kind, question))
+            out[i, col["answer_kind"]] = bool(spans[i][1])
+            out[i, col["kind_missing"]] = not spans[i][1] and kind != "name"
+        # the word positions that "near" needs cost a tokenizer run, so it is filled last, for fewer candidates
+        near = rows if keep is None else rows[self._could_rank(out[rows], keep, ("kind_near",))]
+        for i in near.tolist():
+            text, found = spans[i]
+            out[i, col["kind_near"]] = _kind_near(found, term_spans(text), weights) if found else 0.0
         return out
 
-    def _could_rank(self, features: np.ndarray, keep: int) -> np.ndarray:
-        """Whether each candidate, at its best once the answer-kind columns are known, reaches the `keep`-th best
-        candidate at its worst. Those columns are 0 or 1, so a candidate that does not cannot enter the best `keep`."""
+    def _could_rank(self, features: np.ndarray, keep: int, unknown: tuple[str, ...]) -> np.ndarray:
+        """Whether each candidate, at its best once the `unknown` columns (each 0 or 1) are filled, reaches the
+        `keep`-th best candidate at its worst; one that does not cannot enter the best `keep`."""
         if len(features) <= keep:
             return np.ones(len(features), dtype=bool)
         w = self.weights
         partial = features @ w.vector()
-        kind = [getattr(w, name) for name in _KIND_FEATURES]
-        best, worst = partial + sum(max(x, 0.0) for x in kind), partial + sum(min(x, 0.0) for x in kind)
+        weights = [getattr(w, name) for name in unknown]
+        best, worst = partial + sum(max(x, 0.0) for x in weights), partial + sum(min(x, 0.0) for x in weights)
         return best >= np.partition(worst, -keep)[-keep]
 
     def score(self, question: str, query: Query, candidates: Candidates, keep: int | None = None) -> list[Scored]:

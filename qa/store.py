@@ -33,9 +33,9 @@ FLAT_LIMIT = 50_000
 
 def ef_search(vectors: int) -> int:
     """Candidates an HNSW search keeps, by index size. recall@10 against the exact scan in bench/ (all queries /
-    the questions alone): 10^5 vectors, 256 -> 0.996 / 0.98, 512 -> 0.9995 / 0.9975 in 1.2 ms; 10^6 vectors,
-    768 -> 0.989 / 0.95, 1024 -> 0.994 / 0.97 in 2.9 ms."""
-    return 512 if vectors <= 300_000 else 1024
+    the questions alone): 10^5 vectors, 256 -> 0.996 / 0.98, 320 -> 0.999 / 0.995, 384 -> 0.9995 / 0.9975 in
+    1.0 ms, 512 -> the same in 1.2 ms; 10^6 vectors, 768 -> 0.989 / 0.95, 1024 -> 0.994 / 0.97 in 2.9 ms."""
+    return 384 if vectors <= 300_000 else 1024
 
 
 @dataclass
