@@ -11,6 +11,7 @@ score is the confidence; below Settings.min_confidence the assistant abstains.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -141,11 +142,14 @@ def kind_spans(sentence: str, kind: str, question: str) -> list[tuple[int, int]]
     >>> kind_spans("Then Jackson elected Chokwe Lumumba.", "name", "Who did Jackson elect?")
     [(21, 35)]
     """
+    return list(_kind_spans(sentence, kind, _words(question)))
+
+
+def _kind_spans(sentence: str, kind: str, asked: set[str]) -> Iterator[tuple[int, int]]:
+    """`kind_spans` one at a time, so that asking whether there is one stops at the first."""
     pattern = _PATTERNS.get(kind)
     if pattern is None:
-        return []
-    asked = _words(question)
-    spans = []
+        return
     for m in pattern.finditer(sentence):
         start, end = _trim(sentence, m.start(), m.end(), kind)
         phrase = sentence[start:end]
@@ -156,8 +160,7 @@ def kind_spans(sentence: str, kind: str, question: str) -> list[tuple[int, int]]
             # subtle: a name sharing a word with the question is its subject, not its answer ("Who did Denver
             # beat?" is not answered by "Denver Broncos"); every sentence starts with a capital
             continue
-        spans.append((start, end))
-    return spans
+        yield start, end
 
 
 def _trim(sentence: str, start: int, end: int, kind: str) -> tuple[int, int]:
@@ -320,38 +323,47 @@ class Extractor:
         weights.update({t: 0.5 * w for t, w in bm25.idf(query.history_terms).items() if t not in weights})
         ids = bm25.term_ids(weights)
         by_id = {ids[t]: w for t, w in weights.items()}
-        holding = self._documents_holding(list(weights), np.unique(self.data.sentences[candidates.sentences, 0]))
+        docs = np.unique(self.data.sentences[candidates.sentences, 0])
+        holding = self._documents_holding(list(weights), docs)
+        document_terms = {d: _coverage(weights, {t for t, held in holding.items() if d in held}) for d in docs.tolist()}
+        terms: dict[int, set[int]] = {}  # candidates come in runs, so most sentences are someone's neighbour too
+
+        def terms_of(s: int) -> set[int]:
+            if s not in terms:
+                terms[s] = bm25.terms_of(s)
+            return terms[s]
+
         vectors = self.data.sentence_vectors
         for i, s in enumerate(candidates.sentences.tolist()):
-            own = bm25.terms_of(s)
+            own = terms_of(s)
             near = self._neighbours(s)
-            context = own.union(*(bm25.terms_of(n) for n in near))
-            following = bm25.terms_of(s + 1) if s + 1 in near else set()
-            doc = int(self.data.sentences[s, 0])
+            context = own.union(*(terms_of(n) for n in near))
+            following = terms_of(s + 1) if s + 1 in near else set()
             row = out[i]
             row[col["sentence_dense"]] = candidates.sentence_dense[i]
             row[col["chunk_dense"]] = candidates.chunk_dense[i]
             row[col["neighbour_dense"]] = max((float(vectors[n] @ query.vector) for n in near), default=0.0)
             row[col["sentence_terms"]] = _coverage(by_id, own)
             row[col["context_terms"]] = _coverage(by_id, context)
-            row[col["document_terms"]] = _coverage(weights, {t for t, docs in holding.items() if doc in docs})
+            row[col["document_terms"]] = document_terms[int(self.data.sentences[s, 0])]
             row[col["next_terms"]] = _coverage(by_id, following)
             row[col["novelty"]] = min(len(own - by_id.keys()), 3) / 3
         kind = asked_kind(question)
         if not kind:
             return out
         rows = np.arange(len(out)) if keep is None else np.flatnonzero(self._could_rank(out, keep, _KIND_FEATURES))
-        spans = {}
+        asked = _words(question)
+        texts = {}
         for i in rows.tolist():
-            text = self._sentence_text(int(candidates.sentences[i]))
-            spans[i] = (text, kind_spans(text, kind, question))
-            out[i, col["answer_kind"]] = bool(spans[i][1])
-            out[i, col["kind_missing"]] = not spans[i][1] and kind != "name"
-        # the word positions that "near" needs cost a tokenizer run, so it is filled last, for fewer candidates
+            texts[i] = self._sentence_text(int(candidates.sentences[i]))
+            found = next(_kind_spans(texts[i], kind, asked), None) is not None  # the first span settles both
+            out[i, col["answer_kind"]] = found
+            out[i, col["kind_missing"]] = not found and kind != "name"
+        # the spans' word positions cost a tokenizer run and every span, so "near" is filled last, for fewer rows
         near = rows if keep is None else rows[self._could_rank(out[rows], keep, ("kind_near",))]
         for i in near.tolist():
-            text, found = spans[i]
-            out[i, col["kind_near"]] = _kind_near(found, term_spans(text), weights) if found else 0.0
+            if out[i, col["answer_kind"]]:
+                out[i, col["kind_near"]] = _kind_near(_kind_spans(texts[i], kind, asked), term_spans(texts[i]), weights)
         return out
 
     def _could_rank(self, features: np.ndarray, keep: int, unknown: tuple[str, ...]) -> np.ndarray:
@@ -408,7 +420,7 @@ class Extractor:
         return out
 
 
-def _kind_near(spans: list[tuple[int, int]], terms, weights: dict[str, float], reach: int = 4) -> float:
+def _kind_near(spans: Iterable[tuple[int, int]], terms, weights: dict[str, float], reach: int = 4) -> float:
     """1 when a span of the asked kind sits within `reach` indexed words of a question term."""
     matched = [i for i, (_, _, t) in enumerate(terms) if t in weights]
     for a, b in spans:

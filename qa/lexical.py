@@ -104,8 +104,9 @@ class Bm25:
             if t is None:
                 continue
             span = slice(self._indptr[t], self._indptr[t + 1])
-            # a term's postings hold each text once, so plain fancy-index addition is exact (and ~10x np.add.at)
-            scores[self._indices[span]] += weight * self._data[span]
+            # a term's postings hold each text once, so plain fancy-index addition is exact (and ~10x np.add.at);
+            # a question's terms can be in most texts: skip the multiplication when it changes nothing
+            scores[self._indices[span]] += self._data[span] if weight == 1.0 else weight * self._data[span]
         return scores
 
     def idf(self, tokens: list[str]) -> dict[str, float]:
