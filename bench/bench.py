@@ -1,7 +1,7 @@
 """qa's benchmark: every figure beside a limit measured in the same run, reported as a ratio to it.
 
-    make bench                                  # seeds, 10^2, 10^3, 10^4 built; 10^5, 10^6 synthesised (~24 min
-                                                #   on 2 cores, ~20 cached: the 10^4 build embeds 67k texts, ~12 min)
+    make bench                                  # seeds, 10^2, 10^3, 10^4 built; 10^5, 10^6 synthesised (~28 min
+                                                #   on 2 cores, ~19 cached: the 10^4 build embeds 67k texts, ~11 min)
     .venv/bin/python bench/bench.py --quick     # seeds, 10^2, 10^3 built; 10^5 synthesised (~10 min)
     .venv/bin/python bench/bench.py --backends  # + torch vs onnx (QA_BACKEND): speed, agreement, eval
 

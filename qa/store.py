@@ -40,7 +40,7 @@ def ef_search(vectors: int) -> int:
 
 
 #: Candidates kept while linking each new vector into the HNSW graph: 200 takes 2.8x as long to build as 80
-#: (10^6 vectors: 409 s vs 144 s, hidden behind hours of encoding) and lifts recall at every efSearch.
+#: (10^6 vectors: 409-443 s vs 144 s, hidden behind hours of encoding) and lifts recall at every efSearch.
 EF_CONSTRUCTION = 200
 
 
