@@ -281,9 +281,11 @@ def web_load(runner: Runner, seeds: tuple[Path, Path], questions: Path, users: i
             rest = ""
     tail = [x for x in rest.splitlines() if x.startswith("{")]
     if tail and "answers" in load:
-        server_cpu = json.loads(tail[-1]).get("cpu_s")
+        server = json.loads(tail[-1])
+        server_cpu, calls = server.get("cpu_s"), server.get("model_calls")
         served = load["answers"] + one.get("answers", 0)
-        load = dict(load, server_cpu_ms_per_answer=round(1000 * server_cpu / max(1, served), 1) if server_cpu else None)
+        load = dict(load, server_cpu_ms_per_answer=round(1000 * server_cpu / max(1, served), 1) if server_cpu else None,
+                    questions_per_model_call=round(served / calls, 2) if calls else None)
     after = runner.worker("alone", dict(common, seconds=15))
     alone = [x["answers_per_s"] for x in (before, after) if "answers_per_s" in x]
     out = dict(load, alone_answers_per_s=round(sum(alone) / len(alone), 2) if alone else None, alone_runs=alone, server_concurrency=info.get("concurrency"))
@@ -387,7 +389,8 @@ def table(r: dict) -> str:
                          [[web["users"], web["seconds"], web["answers"], web["answers_per_s"], web["p50_ms"], web["p95_ms"], web["errors"], web["alone_answers_per_s"],
                            web.get("ratio"), web.get("one_user_answers_per_s"), web.get("ratio_to_one_user"), web.get("server_concurrency")]])
             out.append("alone = one process answering in-process; 1 user = one gradio_client user asking the same server back to back")
-            out.append(f"CPU per answer: server {_f(web.get('server_cpu_ms_per_answer'))} ms, load generator {_f(web.get('client_cpu_ms_per_answer'))} ms (2 cores shared)")
+            out.append(f"CPU per answer: server {_f(web.get('server_cpu_ms_per_answer'))} ms, load generator {_f(web.get('client_cpu_ms_per_answer'))} ms (2 cores shared); "
+                       f"{_f(web.get('questions_per_model_call'))} questions per model call (concurrent questions share one)")
             if web.get("error_samples"):
                 out.append("errors: " + " | ".join(web["error_samples"]))
         else:

@@ -318,7 +318,8 @@ def web_serve(a: dict) -> dict:
     sys.stdin.read()
     used = os.times()
     app.close()
-    return {"peak_rss_mb": peak_rss_mb(), "cpu_s": round(used.user + used.system - cpu.user - cpu.system, 1)}
+    calls = getattr(getattr(assistant.embedder, "queries", None), "calls", None)  # model calls, batches included
+    return {"peak_rss_mb": peak_rss_mb(), "cpu_s": round(used.user + used.system - cpu.user - cpu.system, 1), "model_calls": calls}
 
 
 def web_load(a: dict) -> dict:

@@ -19,7 +19,7 @@ from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QA
 from .types import Answer, Citation, IndexReport, Passage
 
 #: Questions answered at the same time (per kind of event); the rest wait in the queue.
-ASK_CONCURRENCY = 4
+ASK_CONCURRENCY = 16
 #: Characters of an over-long question echoed back in the chat.
 ECHO_CHARS = 300
 

@@ -1,6 +1,7 @@
 """The story of a user: index a tiny corpus, ask, and get verbatim, cited quotations — or an honest abstention."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -120,6 +121,21 @@ def test_follow_up_uses_the_history(seeds):
 def test_bad_questions_get_clear_errors(toy, question, message):
     with pytest.raises(QuestionError, match=message):
         toy.ask(question)
+
+
+def test_questions_asked_at_once_get_the_answers_they_get_alone(seeds):
+    asks = [
+        ("Who coordinates the Progressive International?", []),
+        ("How old was he?", ["Who did Jackson elect as mayor in 2017?"]),
+        ("Who wrote Hamlet?", []),
+        ("Where did the mayor-elect speak at a press conference on November 5?", []),
+    ] * 3
+    alone = [seeds.ask(q, h) for q, h in asks]
+    with ThreadPoolExecutor(len(asks)) as pool:
+        together = list(pool.map(lambda qh: seeds.ask(*qh), asks))
+    for a, b in zip(alone, together):
+        assert (b.answered, [c.quote for c in b.citations]) == (a.answered, [c.quote for c in a.citations])
+        assert b.confidence == pytest.approx(a.confidence, abs=1e-4)
 
 
 def test_incremental_rebuild_embeds_only_what_changed(tmp_path, embedder):
