@@ -18,7 +18,9 @@ from .config import Settings
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError
 from .types import Answer, Citation, IndexReport, Passage
 
-#: Questions answered at the same time (per kind of event); the rest wait in the queue.
+#: Questions answered at the same time (per kind of event); the rest wait in the queue. Those that meet at the
+#: model share one call (Embedder.encode_query), so more at once is cheaper per question: 20 users got 59
+#: answers/s with 8, 80/s with 16, 72/s with 32 (20 s runs on seeds).
 ASK_CONCURRENCY = 16
 #: Characters of an over-long question echoed back in the chat.
 ECHO_CHARS = 300
