@@ -84,3 +84,25 @@ def test_a_failed_model_call_raises_in_its_caller_and_the_next_call_works():
     with pytest.raises(RuntimeError, match="model failed"):
         shared(["bad", "x"])
     assert shared(["fine"]).shape == (1, 2)
+
+
+def test_traced_questions_get_the_same_vectors_as_sentence_transformers(embedder):
+    model = embedder._model
+    questions = ["Who?", "How high is Mount Etna, the volcano on the east coast of Sicily?", "word " * 400]  # padded, truncated
+    traced = embedder.encode_query(questions)
+    assert model._graph, "the packaged MiniLM traces"
+    assert np.allclose(traced, model._eager_query(questions), atol=1e-5)
+    assert np.allclose(np.linalg.norm(traced, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_model_that_cannot_be_traced_answers_eagerly(monkeypatch):
+    import torch
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("not traceable")
+
+    monkeypatch.setattr(torch.jit, "trace", fail)
+    fresh = Embedder()
+    vectors = fresh.encode_query(["How high is Mount Etna?"])
+    assert fresh._model._graph is False
+    assert np.allclose(vectors, fresh._model._eager_query(["How high is Mount Etna?"]), atol=1e-6)
