@@ -4,7 +4,8 @@ Documents and questions are encoded with the model's own "document" and "query" 
 config_sentence_transformers.json has them.
 
 Two backends compute the same model:
-    "torch"  sentence-transformers on PyTorch, the reference.
+    "torch"  sentence-transformers on PyTorch, the reference. Questions run through a TorchScript trace of the
+             same transformer, checked against sentence-transformers' own vectors when made (see _trace).
     "onnx"   the same weights as an int8 ONNX file on onnxruntime, with the model folder's own tokenizer.json:
              no torch import (loads in 0.4 s instead of 5-7 s), 1.3-1.6x faster, cosine >= 0.997 to torch
              on our texts, same eval scores (measured by bench/bench.py --backends).
@@ -108,7 +109,7 @@ class _TorchModel:
         Why: an eager forward pass takes Python's global lock back after each of its ~150 module calls. In the
         web server, where gradio's event loop and other answers want the lock too, a call for 8 questions took
         ~120 ms instead of 22; a traced graph runs in C++ and takes the lock once. Traced once per process
-        (0.3 s), with padding in the probe so that the masked path is the one recorded, and checked against the
+        (0.4 s), with padding in the probe so that the masked path is the one recorded, and checked against the
         eager model before use; any model it does not reproduce stays eager.
         """
         import torch
@@ -123,7 +124,8 @@ class _TorchModel:
                 warnings.simplefilter("ignore")  # trace's deprecation and tracer notes; the check below decides
                 graph = torch.jit.trace(model, (features["input_ids"], features["attention_mask"]), strict=False)
                 same = np.allclose(self._traced_query(graph, probe), self._eager_query(probe), atol=1e-5)
-        except Exception:  # noqa: BLE001 — tracing fails in model-specific ways; the eager path is always right
+        except Exception:  # noqa: BLE001 — tracing fails in model-specific ways (or a later torch without
+            # torch.jit); the eager path is always right
             return False
         return graph if same else False
 
