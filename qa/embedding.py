@@ -237,25 +237,38 @@ class SharedCalls:
             self._waiting.append(request)
         with self._model:
             if not request.served:  # else an earlier holder of the model served it in its batch
-                with self._queue:
-                    batch, self._waiting = self._waiting, []
-                self._serve(batch)
+                self._serve_waiting()
         if request.error is not None:
             raise request.error
         return request.vectors
 
-    def _serve(self, batch: list[_Request]) -> None:
+    def _serve_waiting(self) -> None:
+        batch: list[_Request] = []
+        try:
+            with self._queue:
+                batch, self._waiting = self._waiting, []
+            self._encode_into(batch)
+        finally:  # even when interrupted, no caller is left with neither vectors nor an error
+            for r in batch:
+                if r.vectors is None and r.error is None:
+                    r.error = RuntimeError("the model call was interrupted")
+                r.served = True
+
+    def _encode_into(self, batch: list[_Request]) -> None:
+        """One model call for the batch; if it fails, one call per request, so a failure stays with its cause."""
         self.calls += 1
         try:
             vectors = self._encode([t for r in batch for t in r.texts])
-        except BaseException as e:  # every caller in the batch gets the failure, not just this thread
-            for r in batch:
-                r.error, r.served = e, True
+        except Exception as e:
+            if len(batch) == 1:
+                batch[0].error = e
+            else:
+                for r in batch:
+                    self._encode_into([r])
             return
         at = 0
         for r in batch:
-            r.vectors, r.served = vectors[at : at + len(r.texts)], True
-            at += len(r.texts)
+            r.vectors, at = vectors[at : at + len(r.texts)], at + len(r.texts)
 
 
 class Embedder:

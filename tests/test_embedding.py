@@ -28,62 +28,61 @@ def test_a_model_with_prompts_gets_them_on_questions_and_documents(tmp_path, bac
     assert prompted.word_pieces([passage]) == plain.word_pieces(["passage: " + passage])
 
 
-def _in_threads(fn, args: list) -> list:
-    """fn(arg) for every arg, each in its own thread; results (or raised errors) in order."""
-    out: list = [None] * len(args)
+def _while_the_model_is_held(encode, batches: list[list[str]]) -> tuple[SharedCalls, list]:
+    """SharedCalls(encode) with its first call held until every one of `batches` (each asked from its own
+    thread) is waiting; returns it and what each caller got back: vectors, or the error raised."""
+    busy, free = threading.Event(), threading.Event()
 
-    def run(i: int) -> None:
+    def held(texts: list[str]) -> np.ndarray:
+        if not busy.is_set():
+            busy.set()
+            free.wait(30)
+        return encode(texts)
+
+    shared = SharedCalls(held)
+    results: list = [None] * len(batches)
+
+    def ask(i: int) -> None:
         try:
-            out[i] = fn(args[i])
+            results[i] = shared(batches[i])
         except Exception as e:  # noqa: BLE001 — the test inspects it
-            out[i] = e
+            results[i] = e
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(args))]
+    first = threading.Thread(target=lambda: shared(["hold the model"]))
+    first.start()
+    assert busy.wait(30)
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(batches))]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return out
+    deadline = time.monotonic() + 30
+    while len(shared._waiting) < len(batches) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    free.set()
+    for t in [first, *threads]:
+        t.join(30)
+    assert not any(t.is_alive() for t in [first, *threads]), "a caller is still waiting"
+    return shared, results
 
 
 def test_questions_that_arrive_while_the_model_is_busy_share_its_next_call(embedder):
-    busy, free = threading.Event(), threading.Event()
-
-    def encode(texts: list[str]) -> np.ndarray:
-        if not busy.is_set():  # the first call holds the model until every other question is waiting
-            busy.set()
-            free.wait(30)
-        return embedder.encode_query(texts)
-
-    shared = SharedCalls(encode)
     questions = [["How high is Etna?"], ["Who is the mayor?", "an earlier question"], ["How many bees?"], ["When?"]]
-    first = threading.Thread(target=lambda: shared(["warm"]))
-    first.start()
-    busy.wait(30)
-    results: list = []
-    waiting = threading.Thread(target=lambda: results.extend(_in_threads(shared, questions)))
-    waiting.start()
-    while len(shared._waiting) < len(questions) and waiting.is_alive():
-        time.sleep(0.01)
-    free.set()
-    first.join(30)
-    waiting.join(30)
+    shared, results = _while_the_model_is_held(embedder.encode_query, questions)
     assert shared.calls == 2  # the held call, then one for all four
-    for texts, got in zip(questions, results):
-        assert got.shape == (len(texts), embedder.dimension)
+    for texts, got in zip(questions, results, strict=True):
+        assert isinstance(got, np.ndarray) and got.shape == (len(texts), embedder.dimension)
         assert np.allclose(got, embedder.encode_query(texts), atol=1e-5)  # padding in a batch changes nothing
 
 
-def test_a_failed_model_call_raises_in_its_caller_and_the_next_call_works():
+def test_a_failure_in_a_shared_call_reaches_only_the_caller_that_caused_it():
     def encode(texts: list[str]) -> np.ndarray:
         if "bad" in texts:
-            raise RuntimeError("model failed")
+            raise RuntimeError("model failed on 'bad'")
         return np.ones((len(texts), 2), dtype=np.float32)
 
-    shared = SharedCalls(encode)
-    with pytest.raises(RuntimeError, match="model failed"):
-        shared(["bad", "x"])
-    assert shared(["fine"]).shape == (1, 2)
+    shared, results = _while_the_model_is_held(encode, [["fine"], ["bad"], ["also", "fine"]])
+    assert isinstance(results[1], RuntimeError) and "bad" in str(results[1])
+    assert results[0].shape == (1, 2) and results[2].shape == (2, 2)
+    assert shared(["fine again"]).shape == (1, 2)
 
 
 def test_traced_questions_get_the_same_vectors_as_sentence_transformers(embedder):
