@@ -115,9 +115,9 @@ class _TorchModel:
         import torch
 
         model = getattr(self.st[0], "auto_model", None)
-        probe = ["Who?", "How many people lived in the old town by the river in 1900?"]
         if model is None:
             return False
+        probe = ["Who?", "How many people lived in the old town by the river in 1900?"]
         features = self.st.preprocess([self.query_prompt + t for t in probe])
         try:
             with warnings.catch_warnings(), torch.inference_mode():
