@@ -67,6 +67,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _by_length(texts: list[str], batch_size: int, dimension: int, encode_batch: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """encode_batch over batches of texts of similar length (little padding), rows back in the caller's order."""
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    out = np.empty((len(texts), dimension), dtype=np.float32)
+    for lo in range(0, len(texts), batch_size):
+        idx = order[lo : lo + batch_size]
+        out[idx] = encode_batch([texts[i] for i in idx])
+    return out
+
+
 class _TorchModel:
     """sentence-transformers on PyTorch."""
 
@@ -93,12 +103,7 @@ class _TorchModel:
             self._graph = self._trace()
         if not self._graph:
             return self._eager_query(texts)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for lo in range(0, len(texts), 64):
-            idx = order[lo : lo + 64]
-            out[idx] = self._traced_query(self._graph, [texts[i] for i in idx])
-        return out
+        return _by_length(texts, 64, self.dimension, lambda batch: self._traced_query(self._graph, batch))
 
     def _eager_query(self, texts: list[str]) -> np.ndarray:
         return self.st.encode_query(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
@@ -188,19 +193,17 @@ class _OnnxModel:
         return self._encode([self.query_prompt + t for t in texts], 64)
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for lo in range(0, len(texts), batch_size):
-            idx = order[lo : lo + batch_size]
-            encoded = self.tokenizer.encode_batch([texts[i] for i in idx])
-            ids = np.array([e.ids for e in encoded], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
-            summed = np.einsum("bsd,bs->bd", hidden, mask.astype(np.float32))
-            pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-            out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return out
+        return _by_length(texts, batch_size, self.dimension, self._encode_batch)
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encoded = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
+        summed = np.einsum("bsd,bs->bd", hidden, mask.astype(np.float32))
+        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
     def word_pieces(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self.counter.encode_batch([self.document_prompt + t for t in texts])]
