@@ -42,6 +42,24 @@ def _pieces(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     yield start, end
 
 
+def _rejoin_bangs(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """pysbd ends a sentence at any "!"; rejoin a span to the next where the "!" is code or mid-sentence:
+    directly followed by text ("is !important", "red !important}") or by a lower-case word or closing bracket.
+
+    >>> _rejoin_bangs("Wow!! ok then", [(0, 5), (6, 13)])
+    [(0, 13)]
+    """
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and text[joined[-1][1] - 1] == "!":
+            after = text[start]
+            if joined[-1][1] == start or after.islower() or after in ")]}":
+                joined[-1] = (joined[-1][0], end)
+                continue
+        joined.append((start, end))
+    return joined
+
+
 class Chunker:
     """Splits documents; tiktoken and pysbd load on first use.
 
@@ -113,7 +131,7 @@ class Chunker:
         if rest.strip():
             lead = len(rest) - len(rest.lstrip())
             spans.append((start + cursor + lead, start + cursor + len(rest.rstrip())))
-        return spans
+        return _rejoin_bangs(text, spans)
 
     def _cut(self, text: str, start: int, end: int) -> list[Sentence]:
         """Cut an over-long sentence into pieces of at most `max_tokens`, at token borders, preferring spaces."""

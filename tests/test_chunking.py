@@ -105,3 +105,21 @@ def test_a_5_mb_single_line_splits_at_the_rate_per_mb_of_a_50_kb_one():
         if ratios[-1] <= 2:
             break
     assert min(ratios) <= 2, ratios
+
+
+def test_a_sentence_does_not_end_on_a_bang_inside_text_or_code():
+    text = (
+        "The Zebra project logo is !important to the team. It was drawn in 2019.\n"
+        "a {background:red !important} b {color:blue}\n"
+        "Wow!! ok then. Run it! Then stop. Stop!) no\n"
+    )
+    sentences = [s.text for s in Chunker(200, 1).sentences(text)]
+    assert sentences == [
+        "The Zebra project logo is !important to the team.",
+        "It was drawn in 2019.",
+        "a {background:red !important} b {color:blue}",
+        "Wow!! ok then.",
+        "Run it!",
+        "Then stop.",
+        "Stop!) no",
+    ]
