@@ -135,3 +135,16 @@ def test_a_named_pipe_a_device_link_and_an_oversized_file_are_skipped_without_ha
     assert "skipped big.txt: 0.0 MB is over the 0 MB limit" in text
     assert dict(hashes)["x.txt"] == dict(hashes)["big.txt"] == ""
 
+
+
+def test_an_index_with_skipped_files_is_up_to_date_until_they_change(tmp_path, embedder):
+    """Staleness reads the folder with the limit the index was built with, so an unchanged skipped file (too
+    big for this limit, yet under the default) does not make the index look stale."""
+    from conftest import make_assistant
+
+    seeds = {"good.txt": "Owls hunt at night.", "big.txt": "Barn owls eat mice. " * 10, "bin.txt": b"\x00\x01"}
+    assistant = make_assistant(tmp_path, embedder, seeds, max_file_bytes=100)
+    assistant.index()
+    assert not assistant.staleness()
+    (tmp_path / "seeds" / "big.txt").write_text("Barn owls eat mice.")
+    assert assistant.staleness().changed == ("big.txt",)
