@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -69,18 +70,32 @@ def _watch(assistant) -> int:
     return 0
 
 
+#: C0 controls but tab (ESC among them), DEL, C1 controls, and the bidi embeddings, overrides and isolates.
+_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(text: str) -> str:
+    """Document text made safe for a terminal: ESC, ^A or U+202E escaped as \\x1b, \\x01, \\u202e, so a
+    document cannot recolour, move or reorder what qa prints. JSON output stays verbatim.
+
+    >>> _shown("\x1b[31mred\u202e")
+    '\\x1b[31mred\\u202e'
+    """
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
 def _print_answer(answer) -> None:
     if answer.answered:
         for n, c in enumerate(answer.citations, 1):
-            print(f"[{n}] “{c.quote}”\n    — {c.source}, line {c.line} (score {c.score:.2f})")
+            print(f"[{n}] “{_shown(c.quote)}”\n    — {_shown(c.source)}, line {c.line} (score {c.score:.2f})")
         print(f"confidence {answer.confidence:.2f}")
     else:
-        print(f"{answer.answer} (confidence {answer.confidence:.2f})")
+        print(f"{_shown(answer.answer)} (confidence {answer.confidence:.2f})")
         if answer.passages:
             print("Closest passages:")
             for p in answer.passages:
                 snippet = " ".join(p.text.split())
-                print(f"  - {p.source}, line {p.line}: {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
+                print(f"  - {_shown(p.source)}, line {p.line}: {_shown(snippet[:240])}{'…' if len(snippet) > 240 else ''}")
 
 
 def _text(value: object, name: str, argv: bool = False) -> str:
@@ -233,10 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except QAError as e:
-        print(f"qa: {e}", file=sys.stderr)
+        print(f"qa: {_shown(str(e))}", file=sys.stderr)
         return 1
     except OSError as e:  # disk full, permissions on the index folder: the previous index is untouched
-        print(f"qa: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        print(f"qa: {e.strerror or e}{f': {_shown(str(e.filename))}' if e.filename else ''}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)

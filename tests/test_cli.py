@@ -151,3 +151,17 @@ def test_text_that_is_not_utf8_is_one_error_and_the_stream_goes_on(built):
                             capture_output=True, text=True, env=ENV, timeout=120)
     assert_one_line_error(result, "byte 0xff is not UTF-8")
 
+
+def test_control_and_bidi_characters_from_documents_are_escaped_but_json_is_verbatim(tmp_path):
+    sentence = "The \x1b[31mlighthouse\x1b[0m keeper\x01 lit the \u202eemal\u202c lamp at dusk every evening."
+    seeds = write_corpus(tmp_path / "seeds", {"light.txt": sentence + "\n", "volcano.txt": TOY["volcano.txt"]})
+    index = tmp_path / "index"
+    assert qa("index", "--seeds", str(seeds), "--index", str(index)).returncode == 0
+    question = "Who lit the lamp at dusk every evening?"
+    shown = qa("ask", "--seeds", str(seeds), "--index", str(index), question)
+    assert shown.returncode == 0, shown.stderr
+    assert "\\x1b[31mlighthouse\\x1b[0m keeper\\x01 lit the \\u202eemal\\u202c lamp" in shown.stdout
+    assert not any(ch in shown.stdout for ch in "\x1b\x01\u202e\u202c")
+    raw = json.loads(qa("ask", "--seeds", str(seeds), "--index", str(index), "--json", question).stdout)
+    [c] = [c for c in raw["citations"] if c["source"] == "light.txt"]
+    assert c["quote"] == sentence == (seeds / "light.txt").read_text()[c["start"] : c["end"]]
