@@ -192,7 +192,7 @@ class Assistant:
         """Rebuild whenever the files under seeds/ change, until `stop` is set; errors are reported, not raised."""
         seen = None
         while not stop.is_set():
-            now = content_hashes(self.settings.seeds_dir)
+            now = content_hashes(self.settings.seeds_dir, self.settings.max_file_bytes)
             if now != seen:
                 try:
                     if seen is not None or not self._up_to_date():
@@ -230,7 +230,7 @@ class Assistant:
         manifest = self.live().data.manifest
         built = {k: v["sha256"] for k, v in manifest.get("files", {}).items()}
         built.update(manifest.get("skipped", {}))
-        now = content_hashes(self.settings.seeds_dir)
+        now = content_hashes(self.settings.seeds_dir, self.settings.max_file_bytes)
         return Staleness(
             added=tuple(sorted(set(now) - set(built))),
             changed=tuple(sorted(k for k in now.keys() & built.keys() if now[k] != built[k])),

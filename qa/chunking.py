@@ -1,17 +1,63 @@
 """Document -> sentences and token-budgeted chunks, every one a [start, end) span of the document's own text.
 
 Lines are hard borders (a heading or a list item never merges with the next line); inside a line, pysbd
-finds sentences. A sentence longer than the budget is cut at token borders so that every chunk fits.
+finds sentences. pysbd's time grows with the square of what it is given, so a long line is first cut into
+bounded pieces at a sentence end or a space; that keeps splitting linear in the text. A sentence longer
+than the budget is cut at token borders so that every chunk fits.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import cached_property
 
 from .types import Chunk, Sentence
 
 _LINE = re.compile(r"[^\n]+")
+#: The longest piece of a line pysbd sees; pieces are cut in the second half of this window.
+_PIECE_CHARS = 5_000
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+")
+_SPACE = re.compile(r"\s+")
+
+
+def _pieces(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Spans of at most `_PIECE_CHARS` that tile [start, end), cut after the last sentence end (punctuation,
+    space, then no lower-case letter) in the window's second half, else after its last space, else at its end.
+
+    Each window is scanned once, so the cost is linear in `end - start`.
+    """
+    while end - start > _PIECE_CHARS:
+        low, high = start + _PIECE_CHARS // 2, start + _PIECE_CHARS
+        cut = None
+        for m in _SENTENCE_END.finditer(text, low, high):
+            if not text[m.end()].islower():
+                cut = m.end()
+        if cut is None:
+            for m in _SPACE.finditer(text, low, high):
+                cut = m.end()
+        cut = cut or high
+        yield start, cut
+        start = cut
+    yield start, end
+
+
+def _rejoin_bangs(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """pysbd ends a sentence at any "!"; rejoin a span to the next where the "!" is code or mid-sentence:
+    directly followed by text ("is !important", "red !important}") or by a lower-case word or closing bracket.
+
+    >>> _rejoin_bangs("Wow!! ok then", [(0, 5), (6, 13)])
+    [(0, 13)]
+    """
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and text[joined[-1][1] - 1] == "!":
+            after = text[start]
+            if joined[-1][1] == start or after.islower() or after in ")]}":
+                joined[-1] = (joined[-1][0], end)
+                continue
+        joined.append((start, end))
+    return joined
 
 
 class Chunker:
@@ -52,7 +98,8 @@ class Chunker:
         """Sentences and their token counts; the counts are reused by the packing, so tiktoken runs once."""
         spans: list[tuple[int, int]] = []
         for line in _LINE.finditer(text):
-            spans.extend(self._line_sentences(text, line.start(), line.end()))
+            for start, end in _pieces(text, line.start(), line.end()):
+                spans.extend(self._piece_sentences(text, start, end))
         sentences, counts = [], []
         for (start, end), tokens in zip(spans, self.count_tokens([text[s:e] for s, e in spans])):
             if tokens <= self.max_tokens:
@@ -64,8 +111,8 @@ class Chunker:
                 counts.extend(self.count_tokens([p.text for p in pieces]))
         return sentences, counts
 
-    def _line_sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
-        """Sentence spans inside one line, stripped; pysbd's segments are located in the text, never trusted as text."""
+    def _piece_sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """Sentence spans inside one piece of a line, stripped; pysbd's segments are located in the text, never trusted as text."""
         line = text[start:end]
         if not line.strip():
             return []
@@ -84,7 +131,7 @@ class Chunker:
         if rest.strip():
             lead = len(rest) - len(rest.lstrip())
             spans.append((start + cursor + lead, start + cursor + len(rest.rstrip())))
-        return spans
+        return _rejoin_bangs(text, spans)
 
     def _cut(self, text: str, start: int, end: int) -> list[Sentence]:
         """Cut an over-long sentence into pieces of at most `max_tokens`, at token borders, preferring spaces."""
