@@ -161,7 +161,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .web import serve
 
-    serve(_settings(args), host=args.host, port=args.port, share=args.share, watch=args.watch)
+    serve(_settings(args), host=args.host, port=args.port, share=args.share, watch=args.watch, allowed_hosts=args.allowed_host)
     return 0
 
 
@@ -200,6 +200,10 @@ def parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sp.add_argument("--port", type=int, default=7860)
+    sp.add_argument(
+        "--allowed-host", action="append", default=[], metavar="NAME",
+        help="a name the server is reached by (Host header), besides loopback and --host; repeatable",
+    )
     sp.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     sp.add_argument("--watch", action="store_true", help="rebuild when seeds/ changes")
     sp.set_defaults(run=cmd_serve)

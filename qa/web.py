@@ -6,16 +6,19 @@ Markdown or LaTeX, so a document holding `<script>`, `<img onerror=...>` or `[a]
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
 import gradio as gr
 
 from .config import Settings
-from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError
+from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, SettingsError
 from .types import Answer, Citation, IndexReport, Passage
 
 #: Questions answered at the same time (per kind of event); the rest wait in the queue. Those that meet at the
@@ -268,15 +271,102 @@ def build_app(assistant) -> gr.Blocks:
     return app
 
 
-def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> tuple[str, str | None]:
-    """Serve `app` in the background with the queue on; returns (local URL, share URL or None)."""
+# -- the server: who may call it, with what ---------------------------------------------------------------
+
+
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*", re.I)
+
+
+def bind_address(host: str) -> str:
+    """`--host` as gradio binds it: an IP address or a host name, IPv6 in brackets; anything else is refused.
+
+    >>> bind_address("::1"), bind_address("127.0.0.1"), bind_address("qa.lan")
+    ('[::1]', '127.0.0.1', 'qa.lan')
+    """
+    try:
+        ip = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        if not _HOST_NAME.fullmatch(host):
+            raise SettingsError(f"--host {host!r} is not an IP address or a host name") from None
+        return host.lower()
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name, or an address with or without IPv6 brackets) means this machine only."""
+    host = host.lower().removeprefix("[").removesuffix("]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_of(header: str) -> str:
+    """The name in a Host header, without the port: '[::1]:7860' -> '::1', 'Example.org:80' -> 'example.org'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class Guard:
+    """ASGI middleware in front of every route (the page, gradio's API and uploads, the MCP server).
+
+    DNS rebinding: a page on a foreign site whose name resolves to this machine sends its own name in `Host`,
+    so a Host that is neither a loopback name or address nor one of `hosts` is refused.
+    """
+
+    def __init__(self, app, hosts: frozenset[str]):
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope, receive, send) -> None:
+        refusal = self.refusal(scope) if scope["type"] in ("http", "websocket") else None
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        status, message = refusal
+        print(f"qa: refused {scope.get('method', 'a websocket')} {scope['path']}: {message}", file=sys.stderr, flush=True)
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        from starlette.responses import PlainTextResponse
+
+        await PlainTextResponse(message, status_code=status)(scope, receive, send)
+
+    def refusal(self, scope) -> tuple[int, str] | None:
+        """(HTTP status, reason) for a request that must not reach the app, or None."""
+        from starlette.datastructures import Headers
+
+        headers = Headers(scope=scope)
+        host = _host_of(headers.get("host", ""))
+        if host not in self.hosts and not is_loopback(host):
+            names = ", ".join(sorted(self.hosts)) or "loopback names"
+            return 400, f"unknown Host {host!r}; this server answers to {names} (add names with --allowed-host)"
+        return None
+
+
+def launch(
+    app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, allowed_hosts: Sequence[str] = ()
+) -> tuple[str, str | None]:
+    """Serve `app` in the background with the queue on; returns (local URL, share URL or None).
+
+    The server answers to loopback names, to `host` itself and to `allowed_hosts` (the names people use to
+    reach it on the network); a request for any other Host is refused.
+    """
+    from starlette.middleware import Middleware
+
+    bound = bind_address(host)
+    hosts = frozenset({_host_of(bound), *(_host_of(bind_address(h)) for h in allowed_hosts)} - {"0.0.0.0", "::"})
     theme = gr.themes.Soft(
         primary_hue="indigo",
         font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: the page fetches nothing from the web
         font_mono=["ui-monospace", "monospace"],
     )
     _, url, share_url = app.queue(default_concurrency_limit=ASK_CONCURRENCY, max_size=64).launch(
-        server_name=host,
+        server_name=bound,
         server_port=port,
         share=share,
         prevent_thread_lock=True,
@@ -285,6 +375,7 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: boo
         footer_links=["api", "settings"],
         css=CSS,
         theme=theme,
+        app_kwargs={"middleware": [Middleware(Guard, hosts=hosts)]},
     )
     return url, share_url
 
@@ -302,7 +393,14 @@ def _print_progress(done: int, total: int) -> None:
     print(f"\rqa: embedding {done}/{total} texts", end="", file=sys.stderr, flush=True)
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, share: bool = False, watch: bool = False) -> None:
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    watch: bool = False,
+    allowed_hosts: Sequence[str] = (),
+) -> None:
     """`qa serve`: bring the index up to date, then serve the chat until Ctrl+C."""
     from .assistant import Assistant
 
@@ -321,7 +419,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, share: 
         # never stopped: the daemon thread ends with the process
         threading.Thread(target=assistant.watch, args=(rebuilt, threading.Event()), name="qa-watch", daemon=True).start()
     app = build_app(assistant)
-    url, share_url = launch(app, host, port, share)
+    url, share_url = launch(app, host, port, share, allowed_hosts)
     print(f"qa: chat at {url}" + (f" and {share_url}" if share_url else "") + (" (watching seeds/)" if watch else ""))
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"qa: listening on {host}: anyone who can reach this machine can read the documents", file=sys.stderr)

@@ -5,6 +5,7 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+import http.client
 import json
 import socket
 import subprocess
@@ -28,6 +29,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def raw(url: str, method: str, path: str, body: bytes | str | None = None, headers: dict | None = None) -> tuple[int, str]:
+    """One HTTP request as a hostile page or script would send it: (status, body text)."""
+    address = url.split("//")[1].rstrip("/")
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=60)
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    if "Host" in headers:
+        connection.putrequest(method, path, skip_host=True)
+        for k, v in headers.items():
+            connection.putheader(k, v)
+        data = body.encode() if isinstance(body, str) else body
+        if data is not None:
+            connection.putheader("Content-Length", str(len(data)))
+        connection.endheaders(data)
+    else:
+        connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    text = response.read().decode("utf-8", "replace")
+    connection.close()
+    return response.status, text
 
 
 # -- rendering: no model, no server ---------------------------------------------------------------------------
@@ -124,6 +147,48 @@ def test_api_bad_input_is_a_clear_error(served, question, history, words):
     with pytest.raises(AppError) as error:
         client.predict(question, history, api_name="/ask")
     assert words in str(error.value) and "Traceback" not in str(error.value)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "host, allowed",
+    [
+        ("evil.example", False),
+        ("evil.example:{port}", False),
+        ("127.0.0.1.nip.io:{port}", False),
+        ("localhost.evil.example", False),
+        ("", False),
+        ("localhost:{port}", True),
+        ("127.0.0.1:{port}", True),
+        ("127.0.0.2", True),
+        ("[::1]:{port}", True),
+    ],
+)
+def test_a_page_from_another_site_cannot_reach_the_loopback_server(served, host, allowed):
+    """DNS rebinding: a foreign page whose name resolves to 127.0.0.1 sends its own name as Host and is refused."""
+    _, client = served
+    port = client.src.rstrip("/").rsplit(":", 1)[1]
+    headers = {"Host": host.format(port=port)}
+    page = raw(client.src, "GET", "/", headers=headers)
+    api = raw(client.src, "POST", "/gradio_api/call/ask", json.dumps({"data": ["How high is Mount Etna?", None]}), headers)
+    if allowed:
+        assert page[0] == 200 and api[0] == 200 and "event_id" in api[1]
+    else:
+        assert page[0] == api[0] == 400 and "unknown Host" in api[1] and "Etna" not in page[1] + api[1]
+
+
+@pytest.mark.server
+def test_bound_to_all_interfaces_it_answers_only_the_configured_names(served):
+    from qa import web
+
+    app = web.build_app(served[0])
+    url, _ = web.launch(app, host="0.0.0.0", port=free_port(), allowed_hosts=["qa.lan", "QA.example.org"])
+    try:
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        for host, status in [("qa.lan", 200), (f"qa.example.org:{port}", 200), (f"localhost:{port}", 200), ("evil.example", 400)]:
+            assert raw(f"http://127.0.0.1:{port}", "GET", "/config", headers={"Host": host})[0] == status, host
+    finally:
+        app.close()
 
 
 @pytest.mark.server
