@@ -359,7 +359,7 @@ def launch(
     from starlette.middleware import Middleware
 
     bound = bind_address(host)
-    hosts = frozenset({_host_of(bound), *(_host_of(bind_address(h)) for h in allowed_hosts)} - {"0.0.0.0", "::"})
+    hosts = frozenset({_host_of(bound), *(_host_of(bind_address(h)) for h in allowed_hosts)})
     theme = gr.themes.Soft(
         primary_hue="indigo",
         font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: the page fetches nothing from the web
@@ -404,6 +404,8 @@ def serve(
     """`qa serve`: bring the index up to date, then serve the chat until Ctrl+C."""
     from .assistant import Assistant
 
+    for name in (host, *allowed_hosts):
+        bind_address(name)  # a mistyped address fails now, not after the index is built
     assistant = Assistant(settings)
     reason = _needs_build(assistant)
     if reason:
@@ -421,7 +423,7 @@ def serve(
     app = build_app(assistant)
     url, share_url = launch(app, host, port, share, allowed_hosts)
     print(f"qa: chat at {url}" + (f" and {share_url}" if share_url else "") + (" (watching seeds/)" if watch else ""))
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if not is_loopback(host):
         print(f"qa: listening on {host}: anyone who can reach this machine can read the documents", file=sys.stderr)
     print("qa: press Ctrl+C to stop", flush=True)
     app.block_thread()

@@ -234,3 +234,31 @@ def test_serve_builds_a_missing_index_listens_on_loopback_and_watches(tmp_path):
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1 ", " localhost", "bad_host!", "", "http://127.0.0.1", "127.0.0.1:7860"])
+def test_a_mistyped_host_is_one_clear_line_before_anything_starts(tmp_path, host):
+    command = [sys.executable, "-m", "qa", "serve", "--seeds", str(tmp_path), "--index", str(tmp_path / "index"), "--host", host]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"qa: --host {host!r} is not an IP address or a host name\n"
+
+
+@pytest.mark.server
+def test_serve_on_the_ipv6_loopback(tmp_path):
+    from gradio_client import Client
+
+    seeds = write_corpus(tmp_path / "seeds", {"volcano.txt": TOY["volcano.txt"]})
+    command = [sys.executable, "-m", "qa", "serve", "--seeds", str(seeds), "--index", str(tmp_path / "index"), "--host", "::1", "--port", str(free_port())]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    watchdog = threading.Timer(120, server.kill)
+    watchdog.start()
+    try:
+        lines = [server.stdout.readline() for _ in range(2)]
+        url = lines[1].split(" at ")[1].split()[0]
+        assert url.startswith("http://[::1]:"), lines
+        assert Client(url, verbose=False).predict("How high is Mount Etna?", api_name="/ask")["citations"][0]["source"] == "volcano.txt"
+    finally:
+        watchdog.cancel()
+        server.terminate()
+        server.wait(timeout=30)
