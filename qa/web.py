@@ -27,6 +27,9 @@ from .types import Answer, Citation, IndexReport, Passage
 ASK_CONCURRENCY = 16
 #: Characters of an over-long question echoed back in the chat.
 ECHO_CHARS = 300
+#: Sessions whose state gradio keeps (a raw API call is a session of its own); the oldest goes first. Each
+#: holds at most one request's inputs (Settings.max_request_bytes), so the two bound the server's memory.
+SESSIONS = 1000
 
 CSS = """
 .qa-title { margin: 0; }
@@ -177,6 +180,26 @@ def example_questions(settings: Settings, sources: set[str], limit: int = 4) -> 
 # -- the app ---------------------------------------------------------------------------------------------------
 
 
+class CheckedBlocks(gr.Blocks):
+    """gr.Blocks whose events may check their raw arguments before gradio keeps them.
+
+    Why: gradio stores every input of a call in the session's state before the function runs, so a question
+    refused inside the function has already been kept, one copy per session. `checks[fn](inputs)` runs first
+    and raises gr.Error to refuse the call.
+    """
+
+    def __init__(self, settings: Settings, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.checks: dict = {}
+
+    def validate_inputs(self, block_fn, inputs: list) -> None:
+        check = self.checks.get(block_fn.fn)
+        if check is not None:
+            check(inputs)
+        super().validate_inputs(block_fn, inputs)
+
+
 def build_app(assistant) -> gr.Blocks:
     """The page (chat, examples, index panel with a Rebuild button) and the /ask API, over one Assistant."""
     try:
@@ -184,9 +207,10 @@ def build_app(assistant) -> gr.Blocks:
     except QAError:
         sources = set()
     examples = example_questions(assistant.settings, sources)
+    turns = assistant.settings.history_turns  # `asked` keeps only the questions a follow-up uses
 
     def reply(question: str, chat: list, asked: list[str]):
-        """Echo the question at once, then answer it; `asked` holds this chat's earlier questions, raw."""
+        """Echo the question at once, then answer it; `asked` holds this chat's last questions, raw."""
         chat = list(chat or [])
         if question.strip():
             chat.append({"role": "user", "content": _question_html(question)})
@@ -198,7 +222,7 @@ def build_app(assistant) -> gr.Blocks:
             yield "", chat, asked
             return
         chat.append({"role": "assistant", "content": answer_html(answer)})
-        yield "", chat, [*asked, answer.question]
+        yield "", chat, [*asked, answer.question][-turns:] if turns else []
 
     def reply_to_example(chat: list, asked: list[str], evt: gr.SelectData):
         yield from reply(evt.value["text"], chat, asked)
@@ -223,7 +247,15 @@ def build_app(assistant) -> gr.Blocks:
         except QAError as e:
             raise gr.Error(str(e)) from None
 
-    with gr.Blocks(title="qa: ask your documents", analytics_enabled=False) as app:
+    def check_ask(inputs: list) -> None:
+        question = inputs[0] if inputs else None
+        if isinstance(question, str) and len(question) > assistant.settings.max_question_chars:
+            try:
+                assistant.check_question(question)
+            except QAError as e:
+                raise gr.Error(str(e)) from None
+
+    with CheckedBlocks(assistant.settings, title="qa: ask your documents", analytics_enabled=False) as app:
         asked = gr.State([])
         gr.HTML(
             "<h2 class='qa-title'>Ask your documents</h2>"
@@ -268,6 +300,7 @@ def build_app(assistant) -> gr.Blocks:
         app.load(lambda: index_html(assistant), None, panel, api_visibility="private")
         rebuild_button.click(rebuild, None, [panel, status], api_visibility="private", concurrency_limit=1)
         gr.api(ask, api_name="ask")
+        app.checks[ask] = check_ask
     return app
 
 
@@ -315,12 +348,14 @@ class Guard:
     """ASGI middleware in front of every route (the page, gradio's API and uploads, the MCP server).
 
     DNS rebinding: a page on a foreign site whose name resolves to this machine sends its own name in `Host`,
-    so a Host that is neither a loopback name or address nor one of `hosts` is refused.
+    so a Host that is neither a loopback name or address nor one of `hosts` is refused. A body larger than
+    `max_body` is refused from its Content-Length, before a byte of it is read.
     """
 
-    def __init__(self, app, hosts: frozenset[str]):
+    def __init__(self, app, hosts: frozenset[str], max_body: int):
         self.app = app
         self.hosts = hosts
+        self.max_body = max_body
 
     async def __call__(self, scope, receive, send) -> None:
         refusal = self.refusal(scope) if scope["type"] in ("http", "websocket") else None
@@ -345,11 +380,18 @@ class Guard:
         if host not in self.hosts and not is_loopback(host):
             names = ", ".join(sorted(self.hosts)) or "loopback names"
             return 400, f"unknown Host {host!r}; this server answers to {names} (add names with --allowed-host)"
+        length = headers.get("content-length")
+        if length is None:  # no body, or a chunked one whose size is not known before it is read
+            return (411, "a request body needs a Content-Length header") if "transfer-encoding" in headers else None
+        if not length.isdigit():
+            return 400, f"Content-Length {length!r} is not a number"
+        if int(length) > self.max_body:
+            return 413, f"the request is {int(length):,} bytes; the limit is {self.max_body:,} (QA_MAX_REQUEST_BYTES)"
         return None
 
 
 def launch(
-    app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, allowed_hosts: Sequence[str] = ()
+    app: CheckedBlocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, allowed_hosts: Sequence[str] = ()
 ) -> tuple[str, str | None]:
     """Serve `app` in the background with the queue on; returns (local URL, share URL or None).
 
@@ -358,6 +400,7 @@ def launch(
     """
     from starlette.middleware import Middleware
 
+    settings: Settings = app.settings
     bound = bind_address(host)
     hosts = frozenset({_host_of(bound), *(_host_of(bind_address(h)) for h in allowed_hosts)})
     theme = gr.themes.Soft(
@@ -375,7 +418,8 @@ def launch(
         footer_links=["api", "settings"],
         css=CSS,
         theme=theme,
-        app_kwargs={"middleware": [Middleware(Guard, hosts=hosts)]},
+        app_kwargs={"middleware": [Middleware(Guard, hosts=hosts, max_body=settings.max_request_bytes)]},
+        state_session_capacity=SESSIONS,
     )
     return url, share_url
 

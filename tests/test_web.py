@@ -17,6 +17,43 @@ import pytest
 from conftest import TOY, make_assistant, write_corpus
 from qa.types import Answer, Citation, Passage
 
+def start_server(tmp_path, *flags: str, files: dict | None = None, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """`qa serve` over a tiny corpus in a subprocess, as a user starts it; returns the process and the chat's URL."""
+    seeds = write_corpus(tmp_path / "seeds", files or {"volcano.txt": TOY["volcano.txt"]})
+    command = [sys.executable, "-m", "qa", "serve", "--seeds", str(seeds), "--index", str(tmp_path / "index"), "--port", str(free_port()), *flags]
+    log = open(tmp_path / "stderr.txt", "w")
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    watchdog = threading.Timer(300, server.kill)  # a hung server ends the test (readline gets EOF) instead of the suite
+    watchdog.start()
+    server.watchdog = watchdog
+    for line in server.stdout:
+        if " at http" in line:
+            return server, line.split(" at ")[1].split()[0]
+    stop_server(server)
+    raise AssertionError((tmp_path / "stderr.txt").read_text())
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.watchdog.cancel()
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def call_ask(url: str, payload: str) -> str:
+    """A raw call of /ask through gradio's REST route: its result event as text (or the refusal)."""
+    status, text = raw(url, "POST", "/gradio_api/call/ask", payload)
+    if status != 200:
+        return f"{status} {text}"
+    return raw(url, "GET", f"/gradio_api/call/ask/{json.loads(text)['event_id']}")[1]
+
+
 #: Two men of whom "How old was he?" can be asked: only the chat's history says which one is meant.
 PEOPLE = {
     "valencia.txt": "Carlos Ruiz became mayor of Valencia in 2015. He was 38 years old at the time.\n",
@@ -262,3 +299,21 @@ def test_serve_on_the_ipv6_loopback(tmp_path):
         watchdog.cancel()
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.server
+def test_oversized_questions_leave_no_memory_behind(tmp_path):
+    """200 rejected questions of 1-2 MB, each in its own session, must not stay in the server's memory."""
+    server, url = start_server(tmp_path)
+    try:
+        assert "3,357 metres" in call_ask(url, json.dumps({"data": ["How high is Mount Etna?", None]}))
+        for n in range(20):  # warm: gradio's first sessions and error paths allocate for good
+            call_ask(url, json.dumps({"data": ["y" * 1_000_000, None]}))
+        before = rss_mb(server.pid)
+        for n in range(200):
+            refused = call_ask(url, json.dumps({"data": [str(n) + "y" * (2_000_000 if n % 4 == 0 else 1_000_000), None]}))
+            assert "the limit is" in refused, refused[:300]
+        grown = rss_mb(server.pid) - before
+        assert grown < 50, f"RSS grew by {grown:.0f} MB"
+    finally:
+        stop_server(server)
