@@ -30,6 +30,10 @@ ECHO_CHARS = 300
 #: Sessions whose state gradio keeps (a raw API call is a session of its own); the oldest goes first. Each
 #: holds at most one request's inputs (Settings.max_request_bytes), so the two bound the server's memory.
 SESSIONS = 1000
+#: Seconds an uploaded file may stay in gradio's temp folder: the app keeps no upload (and the rest go at exit).
+UPLOAD_SECONDS = 600
+#: Multipart framing allowed around an upload on top of the file size limit.
+UPLOAD_FRAMING = 64 * 1024
 
 CSS = """
 .qa-title { margin: 0; }
@@ -255,7 +259,10 @@ def build_app(assistant) -> gr.Blocks:
             except QAError as e:
                 raise gr.Error(str(e)) from None
 
-    with CheckedBlocks(assistant.settings, title="qa: ask your documents", analytics_enabled=False) as app:
+    blocks = CheckedBlocks(
+        assistant.settings, title="qa: ask your documents", analytics_enabled=False, delete_cache=(UPLOAD_SECONDS, UPLOAD_SECONDS)
+    )
+    with blocks as app:
         asked = gr.State([])
         gr.HTML(
             "<h2 class='qa-title'>Ask your documents</h2>"
@@ -349,13 +356,15 @@ class Guard:
 
     DNS rebinding: a page on a foreign site whose name resolves to this machine sends its own name in `Host`,
     so a Host that is neither a loopback name or address nor one of `hosts` is refused. A body larger than
-    `max_body` is refused from its Content-Length, before a byte of it is read.
+    `max_body` (`max_upload` on gradio's upload route) is refused from its Content-Length, before a byte of it
+    is read.
     """
 
-    def __init__(self, app, hosts: frozenset[str], max_body: int):
+    def __init__(self, app, hosts: frozenset[str], max_body: int, max_upload: int):
         self.app = app
         self.hosts = hosts
         self.max_body = max_body
+        self.max_upload = max_upload
 
     async def __call__(self, scope, receive, send) -> None:
         refusal = self.refusal(scope) if scope["type"] in ("http", "websocket") else None
@@ -385,8 +394,10 @@ class Guard:
             return (411, "a request body needs a Content-Length header") if "transfer-encoding" in headers else None
         if not length.isdigit():
             return 400, f"Content-Length {length!r} is not a number"
-        if int(length) > self.max_body:
-            return 413, f"the request is {int(length):,} bytes; the limit is {self.max_body:,} (QA_MAX_REQUEST_BYTES)"
+        upload = scope["path"].rstrip("/").endswith("/gradio_api/upload")
+        limit, setting = (self.max_upload, "QA_MAX_FILE_BYTES") if upload else (self.max_body, "QA_MAX_REQUEST_BYTES")
+        if int(length) > limit:
+            return 413, f"the request is {int(length):,} bytes; the limit is {limit:,} ({setting})"
         return None
 
 
@@ -400,9 +411,10 @@ def launch(
     """
     from starlette.middleware import Middleware
 
-    settings: Settings = app.settings
+    s: Settings = app.settings
     bound = bind_address(host)
     hosts = frozenset({_host_of(bound), *(_host_of(bind_address(h)) for h in allowed_hosts)})
+    guard = Middleware(Guard, hosts=hosts, max_body=s.max_request_bytes, max_upload=s.max_file_bytes + UPLOAD_FRAMING)
     theme = gr.themes.Soft(
         primary_hue="indigo",
         font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: the page fetches nothing from the web
@@ -418,8 +430,9 @@ def launch(
         footer_links=["api", "settings"],
         css=CSS,
         theme=theme,
-        app_kwargs={"middleware": [Middleware(Guard, hosts=hosts, max_body=settings.max_request_bytes)]},
+        app_kwargs={"middleware": [guard]},
         state_session_capacity=SESSIONS,
+        max_file_size=s.max_file_bytes,  # gradio's own check, per file, as the upload streams in
     )
     return url, share_url
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -317,3 +318,36 @@ def test_oversized_questions_leave_no_memory_behind(tmp_path):
         assert grown < 50, f"RSS grew by {grown:.0f} MB"
     finally:
         stop_server(server)
+
+
+def multipart(name: str, content: bytes) -> tuple[bytes, dict]:
+    boundary = "qa-test-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+@pytest.mark.server
+def test_an_upload_over_the_file_size_limit_is_refused_and_leaves_nothing(tmp_path, embedder):
+    """Gradio's upload route takes files without a login; the limit is the largest file the index reads."""
+    from qa import web
+
+    assistant = make_assistant(tmp_path, embedder, files={"volcano.txt": TOY["volcano.txt"]}, max_file_bytes=100_000)
+    assistant.index()
+    app = web.build_app(assistant)
+    url, _ = web.launch(app, port=free_port())
+    folder = Path(app.server_app.uploaded_file_dir)
+    try:
+        kept = set(folder.rglob("*")) if folder.exists() else set()
+        for size in (100_001, 150_000, 5_000_000):
+            body, headers = multipart("big.txt", b"x" * size)
+            status, text = raw(url, "POST", "/gradio_api/upload", body, headers)
+            assert status == 413, (size, status, text)
+        left = (set(folder.rglob("*")) if folder.exists() else set()) - kept
+        assert not [p for p in left if p.is_file()], left
+        body, headers = multipart("small.txt", b"x" * 1_000)
+        assert raw(url, "POST", "/gradio_api/upload", body, headers)[0] == 200
+    finally:
+        app.close()
