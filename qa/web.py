@@ -184,6 +184,26 @@ def example_questions(settings: Settings, sources: set[str], limit: int = 4) -> 
 # -- the app ---------------------------------------------------------------------------------------------------
 
 
+def refused(message: str) -> gr.Error:
+    """A caller's mistake: one line in the server log (no traceback) and the message in the API's answer."""
+    print(f"qa: /ask refused: {message}", file=sys.stderr, flush=True)
+    return gr.Error(message, print_exception=False)
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words: 3 -> 'a number', {} -> 'an object'."""
+    kinds = {bool: "true or false", int: "a number", float: "a number", dict: "an object", list: "a list", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _check_text(name: str, text: str) -> None:
+    """Refuse a string that is not text: a lone UTF-16 surrogate (JSON "\\ud800") has no UTF-8 form to answer in."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise refused(f"{name} holds a lone surrogate (U+{ord(text[e.start]):04X}) at character {e.start}, which is not text") from None
+
+
 class CheckedBlocks(gr.Blocks):
     """gr.Blocks whose events may check their raw arguments before gradio keeps them.
 
@@ -244,20 +264,26 @@ def build_app(assistant) -> gr.Blocks:
 
     def ask(question: str, history: list[str] | None = None) -> dict:
         """Answer `question` from the documents; `history` is the chat's earlier questions. Same JSON as `qa ask --json`."""
-        if history is not None and not (isinstance(history, list) and all(isinstance(h, str) for h in history)):
-            raise gr.Error("history must be a list of earlier questions (strings)")
         try:
             return assistant.ask(question, history or []).to_dict()
         except QAError as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
 
     def check_ask(inputs: list) -> None:
-        question = inputs[0] if inputs else None
-        if isinstance(question, str) and len(question) > assistant.settings.max_question_chars:
-            try:
-                assistant.check_question(question)
-            except QAError as e:
-                raise gr.Error(str(e)) from None
+        """/ask's raw arguments, each checked once, before gradio keeps them: (question, history), nothing more."""
+        if len(inputs) != 2:
+            raise refused(f"/ask takes 2 arguments, question and history (null for none); got {len(inputs)}")
+        question, history = inputs
+        if not isinstance(question, str):
+            raise refused(f"question must be a string (got {_json_kind(question)})")
+        if history is not None and not (isinstance(history, list) and all(isinstance(h, str) for h in history)):
+            raise refused("history must be a list of earlier questions (strings), or null")
+        try:
+            assistant.check_question(question)
+        except QAError as e:
+            raise refused(str(e)) from None
+        for name, text in [("question", question), *((f"history[{i}]", h) for i, h in enumerate(history or []))]:
+            _check_text(name, text)
 
     blocks = CheckedBlocks(
         assistant.settings, title="qa: ask your documents", analytics_enabled=False, delete_cache=(UPLOAD_SECONDS, UPLOAD_SECONDS)
@@ -401,6 +427,17 @@ class Guard:
         return None
 
 
+async def _bad_named_call(request, error: TypeError):
+    """Gradio's named-argument route (/gradio_api/call/v2/ask) reports an unknown or missing argument as a
+    TypeError, which would be a 500 and a traceback; it is the caller's mistake, so a 400 and one log line."""
+    if "/gradio_api/call/v2/" not in request.url.path:
+        raise error
+    from starlette.responses import JSONResponse
+
+    print(f"qa: {request.url.path} refused: {error}", file=sys.stderr, flush=True)
+    return JSONResponse({"error": str(error)}, status_code=400)
+
+
 def launch(
     app: CheckedBlocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, allowed_hosts: Sequence[str] = ()
 ) -> tuple[str, str | None]:
@@ -430,7 +467,7 @@ def launch(
         footer_links=["api", "settings"],
         css=CSS,
         theme=theme,
-        app_kwargs={"middleware": [guard]},
+        app_kwargs={"middleware": [guard], "exception_handlers": {TypeError: _bad_named_call}},
         state_session_capacity=SESSIONS,
         max_file_size=s.max_file_bytes,  # gradio's own check, per file, as the upload streams in
     )

@@ -230,6 +230,55 @@ def test_bound_to_all_interfaces_it_answers_only_the_configured_names(served):
 
 
 @pytest.mark.server
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ((3, None), "question must be a string (got a number)"),
+        (({"q": "Why?"}, None), "question must be a string (got an object)"),
+        ((["Why?"], None), "question must be a string (got a list)"),
+        (("Why?", ["When?", 3]), "history must be a list of earlier questions"),
+        (("Why?", {"a": 1}), "history must be a list of earlier questions"),
+    ],
+)
+def test_api_names_the_argument_that_is_wrong(served, args, words):
+    """gradio_client's own calls (it cannot send a lone surrogate: the raw calls below do)."""
+    from gradio_client.exceptions import AppError
+
+    _, client = served
+    with pytest.raises(AppError) as error:
+        client.predict(*args, api_name="/ask")
+    assert words in str(error.value)
+
+
+@pytest.mark.server
+def test_raw_calls_with_wrong_arguments_get_a_message_and_one_log_line(tmp_path):
+    server, url = start_server(tmp_path)
+    calls = [
+        ('{"data": []}', "/ask takes 2 arguments, question and history (null for none); got 0"),
+        ('{"data": ["How high is Mount Etna?"]}', "got 1"),
+        ('{"data": ["How high is Mount Etna?", null, "extra"]}', "got 3"),
+        ('{"data": ["\\ud800", null]}', "question holds a lone surrogate (U+D800)"),
+        ('{"data": ["How high?", ["\\udbff"]]}', "history[0] holds a lone surrogate (U+DBFF)"),
+        ('{"data": [7, null]}', "question must be a string (got a number)"),
+        ('{"data": ["  ", null]}', "the question is empty"),
+    ]
+    try:
+        for payload, words in calls:
+            result = call_ask(url, payload)
+            assert result.startswith("event: error") and words in result and '"error": null' not in result, result
+        named = [('{"question": "Why?", "bogus": 1}', "bogus"), ("{}", "question")]
+        for payload, words in named:
+            status, text = raw(url, "POST", "/gradio_api/call/v2/ask", payload)
+            assert status == 400 and words in json.loads(text)["error"], text
+        assert "3,357 metres" in call_ask(url, '{"data": ["How high is Mount Etna?", null]}')
+    finally:
+        stop_server(server)
+    log = (tmp_path / "stderr.txt").read_text()
+    assert "Traceback" not in log
+    assert len([line for line in log.splitlines() if " refused: " in line]) == len(calls) + len(named), log
+
+
+@pytest.mark.server
 def test_a_rebuild_under_way_never_breaks_an_answer(served):
     """Questions keep coming while a file is added and indexed; each gets a whole answer, and the new file at once."""
     assistant, client = served
