@@ -474,13 +474,20 @@ def launch(
     return url, share_url
 
 
-def _needs_build(assistant) -> str:
-    """Why the index must be built before serving, or '' when it is up to date."""
+def _needs_build(assistant) -> tuple[str, bool]:
+    """Why the index must be built before serving ('' when it is up to date), and whether an older one can serve."""
     try:
         stale = assistant.staleness()
     except (IndexMissingError, IndexCorruptError, IndexMismatchError) as e:
-        return str(e).split(";")[0]
-    return f"the documents changed ({stale.describe()})" if stale else ""
+        return str(e).split(";")[0], False
+    return (f"the documents changed ({stale.describe()})" if stale else ""), True
+
+
+def _why(error: Exception) -> str:
+    """'[Errno 28] No space left on device: ...' -> 'No space left on device: /path'."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror + (f": {error.filename}" if error.filename else "")
+    return str(error)
 
 
 def _print_progress(done: int, total: int) -> None:
@@ -501,12 +508,18 @@ def serve(
     for name in (host, *allowed_hosts):
         bind_address(name)  # a mistyped address fails now, not after the index is built
     assistant = Assistant(settings)
-    reason = _needs_build(assistant)
+    reason, old_index = _needs_build(assistant)
     if reason:
         print(f"qa: building the index first: {reason}", file=sys.stderr)
-        report = assistant.index(_print_progress)
-        print(file=sys.stderr)
-        print(f"qa: {report_line(report)}")
+        try:
+            report = assistant.index(_print_progress)
+        except (QAError, OSError) as e:  # a build error, a full disk: the previous build is intact
+            if not old_index:
+                raise
+            print(f"\nqa: the rebuild failed ({_why(e)}); answering from the previous index", file=sys.stderr)
+        else:
+            print(file=sys.stderr)
+            print(f"qa: {report_line(report)}")
     if watch:
 
         def rebuilt(report: IndexReport) -> None:

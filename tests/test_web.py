@@ -18,12 +18,13 @@ import pytest
 from conftest import TOY, make_assistant, write_corpus
 from qa.types import Answer, Citation, Passage
 
-def start_server(tmp_path, *flags: str, files: dict | None = None, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+def start_server(tmp_path, *flags: str, files: dict | None = None, env: dict | None = None, preexec_fn=None) -> tuple[subprocess.Popen, str]:
     """`qa serve` over a tiny corpus in a subprocess, as a user starts it; returns the process and the chat's URL."""
     seeds = write_corpus(tmp_path / "seeds", files or {"volcano.txt": TOY["volcano.txt"]})
     command = [sys.executable, "-m", "qa", "serve", "--seeds", str(seeds), "--index", str(tmp_path / "index"), "--port", str(free_port()), *flags]
     log = open(tmp_path / "stderr.txt", "w")
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment, preexec_fn=preexec_fn)
     watchdog = threading.Timer(300, server.kill)  # a hung server ends the test (readline gets EOF) instead of the suite
     watchdog.start()
     server.watchdog = watchdog
@@ -400,3 +401,36 @@ def test_an_upload_over_the_file_size_limit_is_refused_and_leaves_nothing(tmp_pa
         assert raw(url, "POST", "/gradio_api/upload", body, headers)[0] == 200
     finally:
         app.close()
+
+
+def _disk_nearly_full() -> None:
+    """In the server process: files stop growing past 16 KB (EFBIG), as on a full disk, without filling one."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, 16_000))
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "change, limit, words",
+    [
+        ({"volcano.txt": b"\xff\xfe not UTF-8 \x81"}, None, "no readable"),
+        ({"tower.txt": "The Tower of Hercules is a Roman lighthouse in A Coruna. " * 350}, _disk_nearly_full, "File too large"),
+    ],
+    ids=["build error", "disk full"],
+)
+def test_serve_answers_from_the_old_index_when_the_rebuild_at_start_fails(tmp_path, change, limit, words):
+    volcano = {"volcano.txt": TOY["volcano.txt"]}
+    index = [sys.executable, "-m", "qa", "index", "--seeds", str(write_corpus(tmp_path / "seeds", volcano)), "--index", str(tmp_path / "index")]
+    subprocess.run(index, check=True, capture_output=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    server, url = start_server(tmp_path, files={**volcano, **change}, preexec_fn=limit)
+    try:
+        assert "3,357 metres" in call_ask(url, '{"data": ["How high is Mount Etna?", null]}')
+    finally:
+        stop_server(server)
+    log = (tmp_path / "stderr.txt").read_text()
+    failed = [line for line in log.splitlines() if "rebuild failed" in line]
+    assert len(failed) == 1 and failed[0].startswith("qa: ") and words in failed[0] and "previous index" in failed[0], log
+    assert "Traceback" not in log
