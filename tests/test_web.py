@@ -434,3 +434,13 @@ def test_serve_answers_from_the_old_index_when_the_rebuild_at_start_fails(tmp_pa
     failed = [line for line in log.splitlines() if "rebuild failed" in line]
     assert len(failed) == 1 and failed[0].startswith("qa: ") and words in failed[0] and "previous index" in failed[0], log
     assert "Traceback" not in log
+
+
+def test_the_terminal_shows_our_lines_not_library_chatter(tmp_path):
+    """transformers' notes ("`loss_type=None` was set in the config but it is unrecognized...") read as faults."""
+    seeds = write_corpus(tmp_path / "seeds", {"volcano.txt": TOY["volcano.txt"]})
+    command = [sys.executable, "-m", "qa", "ask", "--rebuild", "--seeds", str(seeds), "--index", str(tmp_path / "index"), "How high is Mount Etna?"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 0 and "3,357 metres" in result.stdout
+    assert "loss_type" not in result.stderr and "[transformers]" not in result.stderr, result.stderr
+    assert all(line.startswith("qa: ") for line in result.stderr.splitlines()), result.stderr
