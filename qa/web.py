@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
+from pathlib import Path
 
 import gradio as gr
 
@@ -32,6 +33,8 @@ ECHO_CHARS = 300
 SESSIONS = 1000
 #: Seconds an uploaded file may stay in gradio's temp folder: the app keeps no upload (and the rest go at exit).
 UPLOAD_SECONDS = 600
+#: A login, as gradio's auth takes it: (user, password).
+User = tuple[str, str]
 #: Multipart framing allowed around an upload on top of the file size limit.
 UPLOAD_FRAMING = 64 * 1024
 
@@ -427,6 +430,31 @@ class Guard:
         return None
 
 
+def read_users(pairs: Sequence[str] = (), file: Path | None = None) -> list[User]:
+    """Logins from `--auth user:password` flags and an `--auth-file` of such lines (blank lines and # comments skipped)."""
+    lines = [("--auth", p) for p in pairs]
+    if file is not None:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise SettingsError(f"cannot read --auth-file {file}: {getattr(e, 'strerror', None) or e}") from None
+        lines += [(f"{file} line {n}", l.strip()) for n, l in enumerate(text.splitlines(), 1) if l.strip() and not l.lstrip().startswith("#")]
+    users = []
+    for where, line in lines:
+        user, _, password = line.partition(":")
+        if not user or not password:
+            raise SettingsError(f"{where}: a login is user:password, both non-empty")
+        users.append((user, password))
+    return users
+
+
+def check_exposure(host: str, share: bool, users: Sequence[User]) -> None:
+    """Off this machine (a non-loopback --host, or a share link) the documents are readable only with a login."""
+    if (share or not is_loopback(host)) and not users:
+        where = "a share link" if share else f"--host {host}"
+        raise SettingsError(f"{where} lets anyone who reaches it read the documents; add --auth user:password or --auth-file FILE")
+
+
 async def _bad_named_call(request, error: TypeError):
     """Gradio's named-argument route (/gradio_api/call/v2/ask) reports an unknown or missing argument as a
     TypeError, which would be a 500 and a traceback; it is the caller's mistake, so a 400 and one log line."""
@@ -439,17 +467,24 @@ async def _bad_named_call(request, error: TypeError):
 
 
 def launch(
-    app: CheckedBlocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, allowed_hosts: Sequence[str] = ()
+    app: CheckedBlocks,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    allowed_hosts: Sequence[str] = (),
+    users: Sequence[User] = (),
 ) -> tuple[str, str | None]:
     """Serve `app` in the background with the queue on; returns (local URL, share URL or None).
 
     The server answers to loopback names, to `host` itself and to `allowed_hosts` (the names people use to
-    reach it on the network); a request for any other Host is refused.
+    reach it on the network); a request for any other Host is refused. With `users`, every page and API call
+    needs one of these logins (gradio's own login page and cookie); off loopback they are required.
     """
     from starlette.middleware import Middleware
 
     s: Settings = app.settings
     bound = bind_address(host)
+    check_exposure(host, share, users)
     hosts = frozenset({_host_of(bound), *(_host_of(bind_address(h)) for h in allowed_hosts)})
     guard = Middleware(Guard, hosts=hosts, max_body=s.max_request_bytes, max_upload=s.max_file_bytes + UPLOAD_FRAMING)
     theme = gr.themes.Soft(
@@ -470,6 +505,8 @@ def launch(
         app_kwargs={"middleware": [guard], "exception_handlers": {TypeError: _bad_named_call}},
         state_session_capacity=SESSIONS,
         max_file_size=s.max_file_bytes,  # gradio's own check, per file, as the upload streams in
+        auth=list(users) or None,
+        auth_message="Log in with a user:password given to qa serve --auth or --auth-file.",
     )
     return url, share_url
 
@@ -501,12 +538,14 @@ def serve(
     share: bool = False,
     watch: bool = False,
     allowed_hosts: Sequence[str] = (),
+    users: Sequence[User] = (),
 ) -> None:
     """`qa serve`: bring the index up to date, then serve the chat until Ctrl+C."""
     from .assistant import Assistant
 
     for name in (host, *allowed_hosts):
-        bind_address(name)  # a mistyped address fails now, not after the index is built
+        bind_address(name)  # a mistyped address or a missing login fails now, not after the index is built
+    check_exposure(host, share, users)
     assistant = Assistant(settings)
     reason, old_index = _needs_build(assistant)
     if reason:
@@ -528,9 +567,9 @@ def serve(
         # never stopped: the daemon thread ends with the process
         threading.Thread(target=assistant.watch, args=(rebuilt, threading.Event()), name="qa-watch", daemon=True).start()
     app = build_app(assistant)
-    url, share_url = launch(app, host, port, share, allowed_hosts)
+    url, share_url = launch(app, host, port, share, allowed_hosts, users)
     print(f"qa: chat at {url}" + (f" and {share_url}" if share_url else "") + (" (watching seeds/)" if watch else ""))
-    if not is_loopback(host):
-        print(f"qa: listening on {host}: anyone who can reach this machine can read the documents", file=sys.stderr)
+    if users:
+        print(f"qa: {len(users)} login{'s' if len(users) > 1 else ''} required (listening on {host})", file=sys.stderr)
     print("qa: press Ctrl+C to stop", flush=True)
     app.block_thread()

@@ -221,11 +221,11 @@ def test_bound_to_all_interfaces_it_answers_only_the_configured_names(served):
     from qa import web
 
     app = web.build_app(served[0])
-    url, _ = web.launch(app, host="0.0.0.0", port=free_port(), allowed_hosts=["qa.lan", "QA.example.org"])
+    url, _ = web.launch(app, host="0.0.0.0", port=free_port(), allowed_hosts=["qa.lan", "QA.example.org"], users=[("ana", "s3cret")])
     try:
         port = url.rstrip("/").rsplit(":", 1)[1]
         for host, status in [("qa.lan", 200), (f"qa.example.org:{port}", 200), (f"localhost:{port}", 200), ("evil.example", 400)]:
-            assert raw(f"http://127.0.0.1:{port}", "GET", "/config", headers={"Host": host})[0] == status, host
+            assert raw(f"http://127.0.0.1:{port}", "GET", "/", headers={"Host": host})[0] == status, host
     finally:
         app.close()
 
@@ -444,3 +444,41 @@ def test_the_terminal_shows_our_lines_not_library_chatter(tmp_path):
     assert result.returncode == 0 and "3,357 metres" in result.stdout
     assert "loss_type" not in result.stderr and "[transformers]" not in result.stderr, result.stderr
     assert all(line.startswith("qa: ") for line in result.stderr.splitlines()), result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--host", "0.0.0.0"], "qa: --host 0.0.0.0 lets anyone who reaches it read the documents; add --auth user:password or --auth-file FILE"),
+        (["--host", "::"], "qa: --host :: lets anyone"),
+        (["--host", "192.168.1.20"], "qa: --host 192.168.1.20 lets anyone"),
+        (["--share"], "qa: a share link lets anyone"),
+        (["--host", "0.0.0.0", "--auth", "ana"], "qa: --auth: a login is user:password, both non-empty"),
+        (["--host", "0.0.0.0", "--auth-file", "/nonexistent/logins"], "qa: cannot read --auth-file /nonexistent/logins"),
+    ],
+)
+def test_off_loopback_serve_refuses_to_start_without_a_login(tmp_path, flags, words):
+    command = [sys.executable, "-m", "qa", "serve", "--seeds", str(tmp_path), "--index", str(tmp_path / "index"), *flags]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 1 and result.stderr.startswith(words) and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.server
+def test_on_all_interfaces_the_page_and_api_need_a_login(tmp_path):
+    from gradio_client import Client
+
+    (tmp_path / "logins").write_text("# who may read the documents\nana:s3cret\n\nbo:pa:ss\n")
+    server, url = start_server(tmp_path, "--host", "::", "--auth-file", str(tmp_path / "logins"))
+    try:
+        assert url.startswith("http://[::]:")
+        local = "http://[::1]:" + url.rstrip("/").rsplit(":", 1)[1]  # asyncio binds :: to IPv6 only
+        status, text = raw(local, "POST", "/gradio_api/call/ask", '{"data": ["How high is Mount Etna?", null]}')
+        assert status == 401 and "3,357" not in text
+        assert raw(local, "POST", "/gradio_api/upload", *multipart("x.txt", b"x"))[0] == 401
+        with pytest.raises(Exception):
+            Client(local, verbose=False, auth=("ana", "wrong"))
+        for login in (("ana", "s3cret"), ("bo", "pa:ss")):
+            answer = Client(local, verbose=False, auth=login).predict("How high is Mount Etna?", api_name="/ask")
+            assert answer["citations"][0]["source"] == "volcano.txt"
+    finally:
+        stop_server(server)
