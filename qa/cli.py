@@ -162,7 +162,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .web import read_users, serve
 
     users = read_users(args.auth, args.auth_file)
-    serve(_settings(args), host=args.host, port=args.port, share=args.share, watch=args.watch, allowed_hosts=args.allowed_host, users=users)
+    serve(
+        _settings(args), host=args.host, port=args.port, share=args.share, watch=args.watch,
+        allowed_hosts=args.allowed_host, users=users, mcp=args.mcp,
+    )
     return 0
 
 
@@ -209,6 +212,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD", help="a login for the page and API; repeatable")
     sp.add_argument("--auth-file", type=Path, metavar="FILE", help="logins, one user:password per line")
     sp.add_argument("--watch", action="store_true", help="rebuild when seeds/ changes")
+    sp.add_argument("--mcp", action="store_true", help="also serve /ask as an MCP tool at /gradio_api/mcp/ for AI assistants")
     sp.set_defaults(run=cmd_serve)
     return p
 

@@ -6,6 +6,8 @@ Markdown or LaTeX, so a document holding `<script>`, `<img onerror=...>` or `[a]
 
 from __future__ import annotations
 
+import contextlib
+import io
 import ipaddress
 import json
 import re
@@ -35,6 +37,8 @@ SESSIONS = 1000
 UPLOAD_SECONDS = 600
 #: A login, as gradio's auth takes it: (user, password).
 User = tuple[str, str]
+#: Where gradio serves the app's API as MCP tools (streamable HTTP; SSE below it).
+MCP_PATH = "/gradio_api/mcp"
 #: Multipart framing allowed around an upload on top of the file size limit.
 UPLOAD_FRAMING = 64 * 1024
 
@@ -215,9 +219,10 @@ class CheckedBlocks(gr.Blocks):
     and raises gr.Error to refuse the call.
     """
 
-    def __init__(self, settings: Settings, **kwargs):
+    def __init__(self, settings: Settings, mcp: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.settings = settings
+        self.mcp = mcp
         self.checks: dict = {}
 
     def validate_inputs(self, block_fn, inputs: list) -> None:
@@ -227,8 +232,12 @@ class CheckedBlocks(gr.Blocks):
         super().validate_inputs(block_fn, inputs)
 
 
-def build_app(assistant) -> gr.Blocks:
-    """The page (chat, examples, index panel with a Rebuild button) and the /ask API, over one Assistant."""
+def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
+    """The page (chat, examples, index panel with a Rebuild button) and the /ask API, over one Assistant.
+
+    With `mcp`, /ask is also an MCP tool, and answered outside gradio's queue: gradio's MCP server calls a
+    queued endpoint through a client of its own, which cannot log in when the server needs a login.
+    """
     try:
         sources = set(assistant.live().data.manifest.get("files", {}))
     except QAError:
@@ -266,7 +275,18 @@ def build_app(assistant) -> gr.Blocks:
         return index_html(assistant), f"<p>{escape(_sentence(report_line(report)))}</p>"
 
     def ask(question: str, history: list[str] | None = None) -> dict:
-        """Answer `question` from the documents; `history` is the chat's earlier questions. Same JSON as `qa ask --json`."""
+        """Answer a question from the local documents with verbatim, cited quotations, or say that they do not answer it.
+
+        Quote each citation's `quote` word for word and cite its `source` and `line`. When `answered` is false the
+        documents do not say: tell the user so; `passages` are then only the closest text, not an answer.
+
+        Args:
+            question: the question in plain words (at most 2,000 characters).
+            history: earlier questions of the same conversation, oldest first, so that a follow-up such as "How old was he?" is understood; null for none.
+
+        Returns:
+            an object, as `qa ask --json` prints it: `answered` (true or false), `answer` (the best quotation, or a sentence saying the documents do not answer), `confidence` (0 to 1), `citations` (each a `quote` copied verbatim from a document, its `source` file, `line`, `start` and `end` character offsets into that file, `answer_span` offsets of the words that answer, and `score`), and `passages` (the closest passages, each with `source`, `line` and `text`).
+        """
         try:
             return assistant.ask(question, history or []).to_dict()
         except QAError as e:
@@ -289,7 +309,7 @@ def build_app(assistant) -> gr.Blocks:
             _check_text(name, text)
 
     blocks = CheckedBlocks(
-        assistant.settings, title="qa: ask your documents", analytics_enabled=False, delete_cache=(UPLOAD_SECONDS, UPLOAD_SECONDS)
+        assistant.settings, mcp, title="qa: ask your documents", analytics_enabled=False, delete_cache=(UPLOAD_SECONDS, UPLOAD_SECONDS)
     )
     with blocks as app:
         asked = gr.State([])
@@ -335,7 +355,7 @@ def build_app(assistant) -> gr.Blocks:
         chat.clear(lambda: [], None, asked, api_visibility="private")  # the chat's own trash icon
         app.load(lambda: index_html(assistant), None, panel, api_visibility="private")
         rebuild_button.click(rebuild, None, [panel, status], api_visibility="private", concurrency_limit=1)
-        gr.api(ask, api_name="ask")
+        gr.api(ask, api_name="ask", queue=not mcp)
         app.checks[ask] = check_ask
     return app
 
@@ -386,14 +406,16 @@ class Guard:
     DNS rebinding: a page on a foreign site whose name resolves to this machine sends its own name in `Host`,
     so a Host that is neither a loopback name or address nor one of `hosts` is refused. A body larger than
     `max_body` (`max_upload` on gradio's upload route) is refused from its Content-Length, before a byte of it
-    is read.
+    is read. Gradio's login does not cover its MCP server, so with `users` an MCP request needs one of their
+    logins as HTTP Basic auth, which MCP clients send as a header.
     """
 
-    def __init__(self, app, hosts: frozenset[str], max_body: int, max_upload: int):
+    def __init__(self, app, hosts: frozenset[str], max_body: int, max_upload: int, users: Sequence[User] = ()):
         self.app = app
         self.hosts = hosts
         self.max_body = max_body
         self.max_upload = max_upload
+        self.logins = {f"{u}:{p}".encode() for u, p in users}
 
     async def __call__(self, scope, receive, send) -> None:
         refusal = self.refusal(scope) if scope["type"] in ("http", "websocket") else None
@@ -407,7 +429,8 @@ class Guard:
             return
         from starlette.responses import PlainTextResponse
 
-        await PlainTextResponse(message, status_code=status)(scope, receive, send)
+        challenge = {"WWW-Authenticate": 'Basic realm="qa"'} if status == 401 else None
+        await PlainTextResponse(message, status_code=status, headers=challenge)(scope, receive, send)
 
     def refusal(self, scope) -> tuple[int, str] | None:
         """(HTTP status, reason) for a request that must not reach the app, or None."""
@@ -418,6 +441,8 @@ class Guard:
         if host not in self.hosts and not is_loopback(host):
             names = ", ".join(sorted(self.hosts)) or "loopback names"
             return 400, f"unknown Host {host!r}; this server answers to {names} (add names with --allowed-host)"
+        if self.logins and scope["path"].startswith(MCP_PATH) and not self._logged_in(headers.get("authorization", "")):
+            return 401, "the MCP server needs a login: send the header Authorization: Basic base64(user:password)"
         length = headers.get("content-length")
         if length is None:  # no body, or a chunked one whose size is not known before it is read
             return (411, "a request body needs a Content-Length header") if "transfer-encoding" in headers else None
@@ -428,6 +453,19 @@ class Guard:
         if int(length) > limit:
             return 413, f"the request is {int(length):,} bytes; the limit is {limit:,} ({setting})"
         return None
+
+    def _logged_in(self, authorization: str) -> bool:
+        import base64
+        import binascii
+        import hmac
+
+        scheme, _, encoded = authorization.partition(" ")
+        try:
+            login = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        # compare with every login, in constant time, so the time taken does not tell how much matched
+        return scheme.lower() == "basic" and sum(hmac.compare_digest(login, known) for known in self.logins) > 0
 
 
 def read_users(pairs: Sequence[str] = (), file: Path | None = None) -> list[User]:
@@ -478,7 +516,8 @@ def launch(
 
     The server answers to loopback names, to `host` itself and to `allowed_hosts` (the names people use to
     reach it on the network); a request for any other Host is refused. With `users`, every page and API call
-    needs one of these logins (gradio's own login page and cookie); off loopback they are required.
+    needs one of these logins (gradio's own login page and cookie); off loopback they are required. An app
+    built with `mcp` serves /ask as an MCP tool at MCP_PATH, behind the same logins.
     """
     from starlette.middleware import Middleware
 
@@ -486,28 +525,32 @@ def launch(
     bound = bind_address(host)
     check_exposure(host, share, users)
     hosts = frozenset({_host_of(bound), *(_host_of(bind_address(h)) for h in allowed_hosts)})
-    guard = Middleware(Guard, hosts=hosts, max_body=s.max_request_bytes, max_upload=s.max_file_bytes + UPLOAD_FRAMING)
+    limits = {"max_body": s.max_request_bytes, "max_upload": s.max_file_bytes + UPLOAD_FRAMING}
+    guard = Middleware(Guard, hosts=hosts, users=users, **limits)
     theme = gr.themes.Soft(
         primary_hue="indigo",
         font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: the page fetches nothing from the web
         font_mono=["ui-monospace", "monospace"],
     )
-    _, url, share_url = app.queue(default_concurrency_limit=ASK_CONCURRENCY, max_size=64).launch(
-        server_name=bound,
-        server_port=port,
-        share=share,
-        prevent_thread_lock=True,
-        quiet=True,
-        ssr_mode=False,
-        footer_links=["api", "settings"],
-        css=CSS,
-        theme=theme,
-        app_kwargs={"middleware": [guard], "exception_handlers": {TypeError: _bad_named_call}},
-        state_session_capacity=SESSIONS,
-        max_file_size=s.max_file_bytes,  # gradio's own check, per file, as the upload streams in
-        auth=list(users) or None,
-        auth_message="Log in with a user:password given to qa serve --auth or --auth-file.",
-    )
+    # gradio prints an MCP banner (and share-link notes) even when quiet; serve() says where things are
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, url, share_url = app.queue(default_concurrency_limit=ASK_CONCURRENCY, max_size=64).launch(
+            server_name=bound,
+            server_port=port,
+            share=share,
+            prevent_thread_lock=True,
+            quiet=True,
+            ssr_mode=False,
+            footer_links=["api", "settings"],
+            css=CSS,
+            theme=theme,
+            app_kwargs={"middleware": [guard], "exception_handlers": {TypeError: _bad_named_call}},
+            state_session_capacity=SESSIONS,
+            max_file_size=s.max_file_bytes,  # gradio's own check, per file, as the upload streams in
+            auth=list(users) or None,
+            auth_message="Log in with a user:password given to qa serve --auth or --auth-file.",
+            mcp_server=app.mcp,
+        )
     return url, share_url
 
 
@@ -539,13 +582,19 @@ def serve(
     watch: bool = False,
     allowed_hosts: Sequence[str] = (),
     users: Sequence[User] = (),
+    mcp: bool = False,
 ) -> None:
-    """`qa serve`: bring the index up to date, then serve the chat until Ctrl+C."""
+    """`qa serve`: bring the index up to date, then serve the chat (and with `mcp` the MCP tool) until Ctrl+C."""
     from .assistant import Assistant
 
     for name in (host, *allowed_hosts):
-        bind_address(name)  # a mistyped address or a missing login fails now, not after the index is built
+        bind_address(name)  # a mistyped address, a missing login or package fails now, not after the index is built
     check_exposure(host, share, users)
+    if mcp:
+        try:
+            import mcp as _  # noqa: F401 — gradio's MCP server needs it
+        except ImportError:
+            raise SettingsError("--mcp needs the MCP package: pip install 'qa[mcp]'") from None
     assistant = Assistant(settings)
     reason, old_index = _needs_build(assistant)
     if reason:
@@ -566,9 +615,13 @@ def serve(
 
         # never stopped: the daemon thread ends with the process
         threading.Thread(target=assistant.watch, args=(rebuilt, threading.Event()), name="qa-watch", daemon=True).start()
-    app = build_app(assistant)
+    app = build_app(assistant, mcp)
     url, share_url = launch(app, host, port, share, allowed_hosts, users)
     print(f"qa: chat at {url}" + (f" and {share_url}" if share_url else "") + (" (watching seeds/)" if watch else ""))
+    if share and not share_url:
+        print("qa: gradio could not make a share link (no connection to gradio.live?)", file=sys.stderr)
+    if mcp:
+        print(f"qa: MCP tool `ask` at {url.rstrip('/')}{MCP_PATH}/")
     if users:
         print(f"qa: {len(users)} login{'s' if len(users) > 1 else ''} required (listening on {host})", file=sys.stderr)
     print("qa: press Ctrl+C to stop", flush=True)
