@@ -465,7 +465,7 @@ class Guard:
         except (binascii.Error, ValueError):
             return False
         # compare with every login, in constant time, so the time taken does not tell how much matched
-        return scheme.lower() == "basic" and sum(hmac.compare_digest(login, known) for known in self.logins) > 0
+        return scheme.lower() == "basic" and any([hmac.compare_digest(login, known) for known in self.logins])
 
 
 def read_users(pairs: Sequence[str] = (), file: Path | None = None) -> list[User]:
