@@ -42,14 +42,16 @@ def served(tmp_path_factory, embedder):
 
 def session(url: str, headers: dict | None, work):
     """Run `work(session)` in an MCP client session over streamable HTTP; returns what it returns."""
+    import httpx
     from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
+    from mcp.client.streamable_http import streamable_http_client
 
     async def run():
-        async with streamablehttp_client(url, headers=headers) as (read, write, _):
-            async with ClientSession(read, write) as s:
-                await s.initialize()
-                return await work(s)
+        async with httpx.AsyncClient(headers=headers, timeout=60) as http:
+            async with streamable_http_client(url, http_client=http) as (read, write, _):
+                async with ClientSession(read, write) as s:
+                    await s.initialize()
+                    return await work(s)
 
     return asyncio.run(run())
 
