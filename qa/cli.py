@@ -196,9 +196,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .web import serve
+    from .web import read_users, serve
 
-    serve(_settings(args), host=args.host, port=args.port, share=args.share, watch=args.watch)
+    users = read_users(args.auth, args.auth_file)
+    serve(
+        _settings(args), host=args.host, port=args.port, share=args.share, watch=args.watch,
+        allowed_hosts=args.allowed_host, users=users, mcp=args.mcp,
+    )
     return 0
 
 
@@ -235,10 +239,17 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("serve", help="start the web chat (builds the index if missing or stale)")
     common(sp)
-    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; any other needs --auth)")
     sp.add_argument("--port", type=int, default=7860)
-    sp.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    sp.add_argument(
+        "--allowed-host", action="append", default=[], metavar="NAME",
+        help="a name the server is reached by (Host header), besides loopback and --host; repeatable",
+    )
+    sp.add_argument("--share", action="store_true", help="ask Gradio for a public share link (needs --auth)")
+    sp.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD", help="a login for the page and API; repeatable")
+    sp.add_argument("--auth-file", type=Path, metavar="FILE", help="logins, one user:password per line")
     sp.add_argument("--watch", action="store_true", help="rebuild when seeds/ changes")
+    sp.add_argument("--mcp", action="store_true", help="also serve /ask as an MCP tool at /gradio_api/mcp/ for AI assistants")
     sp.set_defaults(run=cmd_serve)
     return p
 

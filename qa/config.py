@@ -35,6 +35,9 @@ class Settings:
     #: Citations (answer sentences) and closest passages returned per question.
     top_k: int = 3
     max_question_chars: int = 2_000
+    #: Bytes of one request to the web server (a question with its history and chat); larger ones are refused
+    #: unread. Gradio keeps each session's last inputs, so this bounds what a session holds.
+    max_request_bytes: int = 1_000_000
     #: Earlier questions of the chat that shape the retrieval of a follow-up.
     history_turns: int = 2
     #: Below this confidence the answer is "the documents don't say".
@@ -43,7 +46,7 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
-        positive = ("chunk_tokens", "max_file_bytes", "batch_size", "top_k", "max_question_chars")
+        positive = ("chunk_tokens", "max_file_bytes", "batch_size", "top_k", "max_question_chars", "max_request_bytes")
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1 (got {getattr(self, name)})")

@@ -85,7 +85,10 @@ class _TorchModel:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise
+        # Library chatter reads as a fault to a user ("`loss_type=None` was set in the config but it is
+        # unrecognized", "Loading weights" bars): transformers says only errors; qa's own lines say the rest.
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
         if threads:
             torch.set_num_threads(threads)
         self.st = SentenceTransformer(folder, device="cpu", local_files_only=True)

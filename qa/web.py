@@ -6,16 +6,22 @@ Markdown or LaTeX, so a document holding `<script>`, `<img onerror=...>` or `[a]
 
 from __future__ import annotations
 
+import contextlib
+import io
+import ipaddress
 import json
+import re
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from html import escape
+from pathlib import Path
 
 import gradio as gr
 
 from .config import Settings
-from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError
+from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, SettingsError
 from .types import Answer, Citation, IndexReport, Passage
 
 #: Questions answered at the same time (per kind of event); the rest wait in the queue. Those that meet at the
@@ -24,6 +30,17 @@ from .types import Answer, Citation, IndexReport, Passage
 ASK_CONCURRENCY = 16
 #: Characters of an over-long question echoed back in the chat.
 ECHO_CHARS = 300
+#: Sessions whose state gradio keeps (a raw API call is a session of its own); the oldest goes first. Each
+#: holds at most one request's inputs (Settings.max_request_bytes), so the two bound the server's memory.
+SESSIONS = 1000
+#: Seconds an uploaded file may stay in gradio's temp folder: the app keeps no upload (and the rest go at exit).
+UPLOAD_SECONDS = 600
+#: A login, as gradio's auth takes it: (user, password).
+User = tuple[str, str]
+#: Where gradio serves the app's API as MCP tools (streamable HTTP; SSE below it).
+MCP_PATH = "/gradio_api/mcp"
+#: Multipart framing allowed around an upload on top of the file size limit.
+UPLOAD_FRAMING = 64 * 1024
 
 CSS = """
 .qa-title { margin: 0; }
@@ -174,16 +191,62 @@ def example_questions(settings: Settings, sources: set[str], limit: int = 4) -> 
 # -- the app ---------------------------------------------------------------------------------------------------
 
 
-def build_app(assistant) -> gr.Blocks:
-    """The page (chat, examples, index panel with a Rebuild button) and the /ask API, over one Assistant."""
+def refused(message: str) -> gr.Error:
+    """A caller's mistake: one line in the server log (no traceback) and the message in the API's answer."""
+    print(f"qa: /ask refused: {message}", file=sys.stderr, flush=True)
+    return gr.Error(message, print_exception=False)
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words: 3 -> 'a number', {} -> 'an object'."""
+    kinds = {bool: "true or false", int: "a number", float: "a number", dict: "an object", list: "a list", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _check_text(name: str, text: str) -> None:
+    """Refuse a string that is not text: a lone UTF-16 surrogate (JSON "\\ud800") has no UTF-8 form to answer in."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise refused(f"{name} holds a lone surrogate (U+{ord(text[e.start]):04X}) at character {e.start}, which is not text") from None
+
+
+class CheckedBlocks(gr.Blocks):
+    """gr.Blocks whose events may check their raw arguments before gradio keeps them.
+
+    Why: gradio stores every input of a call in the session's state before the function runs, so a question
+    refused inside the function has already been kept, one copy per session. `checks[fn](inputs)` runs first
+    and raises gr.Error to refuse the call.
+    """
+
+    def __init__(self, settings: Settings, mcp: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.mcp = mcp
+        self.checks: dict = {}
+
+    def validate_inputs(self, block_fn, inputs: list) -> None:
+        check = self.checks.get(block_fn.fn)
+        if check is not None:
+            check(inputs)
+        super().validate_inputs(block_fn, inputs)
+
+
+def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
+    """The page (chat, examples, index panel with a Rebuild button) and the /ask API, over one Assistant.
+
+    With `mcp`, /ask is also an MCP tool, and answered outside gradio's queue: gradio's MCP server calls a
+    queued endpoint through a client of its own, which cannot log in when the server needs a login.
+    """
     try:
         sources = set(assistant.live().data.manifest.get("files", {}))
     except QAError:
         sources = set()
     examples = example_questions(assistant.settings, sources)
+    turns = assistant.settings.history_turns  # `asked` keeps only the questions a follow-up uses
 
     def reply(question: str, chat: list, asked: list[str]):
-        """Echo the question at once, then answer it; `asked` holds this chat's earlier questions, raw."""
+        """Echo the question at once, then answer it; `asked` holds this chat's last questions, raw."""
         chat = list(chat or [])
         if question.strip():
             chat.append({"role": "user", "content": _question_html(question)})
@@ -195,7 +258,7 @@ def build_app(assistant) -> gr.Blocks:
             yield "", chat, asked
             return
         chat.append({"role": "assistant", "content": answer_html(answer)})
-        yield "", chat, [*asked, answer.question]
+        yield "", chat, [*asked, answer.question][-turns:] if turns else []
 
     def reply_to_example(chat: list, asked: list[str], evt: gr.SelectData):
         yield from reply(evt.value["text"], chat, asked)
@@ -212,15 +275,43 @@ def build_app(assistant) -> gr.Blocks:
         return index_html(assistant), f"<p>{escape(_sentence(report_line(report)))}</p>"
 
     def ask(question: str, history: list[str] | None = None) -> dict:
-        """Answer `question` from the documents; `history` is the chat's earlier questions. Same JSON as `qa ask --json`."""
-        if history is not None and not (isinstance(history, list) and all(isinstance(h, str) for h in history)):
-            raise gr.Error("history must be a list of earlier questions (strings)")
+        """Answer a question from the local documents with verbatim, cited quotations, or say that they do not answer it.
+
+        Quote each citation's `quote` word for word and cite its `source` and `line`. When `answered` is false the
+        documents do not say: tell the user so; `passages` are then only the closest text, not an answer.
+
+        Args:
+            question: the question in plain words (at most 2,000 characters).
+            history: earlier questions of the same conversation, oldest first, so that a follow-up such as "How old was he?" is understood; null for none.
+
+        Returns:
+            an object, as `qa ask --json` prints it: `answered` (true or false), `answer` (the best quotation, or a sentence saying the documents do not answer), `confidence` (0 to 1), `citations` (each a `quote` copied verbatim from a document, its `source` file, `line`, `start` and `end` character offsets into that file, `answer_span` offsets of the words that answer, and `score`), and `passages` (the closest passages, each with `source`, `line` and `text`).
+        """
         try:
             return assistant.ask(question, history or []).to_dict()
         except QAError as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
 
-    with gr.Blocks(title="qa: ask your documents", analytics_enabled=False) as app:
+    def check_ask(inputs: list) -> None:
+        """/ask's raw arguments, each checked once, before gradio keeps them: (question, history), nothing more."""
+        if len(inputs) != 2:
+            raise refused(f"/ask takes 2 arguments, question and history (null for none); got {len(inputs)}")
+        question, history = inputs
+        if not isinstance(question, str):
+            raise refused(f"question must be a string (got {_json_kind(question)})")
+        if history is not None and not (isinstance(history, list) and all(isinstance(h, str) for h in history)):
+            raise refused("history must be a list of earlier questions (strings), or null")
+        try:
+            assistant.check_question(question)
+        except QAError as e:
+            raise refused(str(e)) from None
+        for name, text in [("question", question), *((f"history[{i}]", h) for i, h in enumerate(history or []))]:
+            _check_text(name, text)
+
+    blocks = CheckedBlocks(
+        assistant.settings, mcp, title="qa: ask your documents", analytics_enabled=False, delete_cache=(UPLOAD_SECONDS, UPLOAD_SECONDS)
+    )
+    with blocks as app:
         asked = gr.State([])
         gr.HTML(
             "<h2 class='qa-title'>Ask your documents</h2>"
@@ -264,55 +355,259 @@ def build_app(assistant) -> gr.Blocks:
         chat.clear(lambda: [], None, asked, api_visibility="private")  # the chat's own trash icon
         app.load(lambda: index_html(assistant), None, panel, api_visibility="private")
         rebuild_button.click(rebuild, None, [panel, status], api_visibility="private", concurrency_limit=1)
-        gr.api(ask, api_name="ask")
+        gr.api(ask, api_name="ask", queue=not mcp)
+        app.checks[ask] = check_ask
     return app
 
 
-def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> tuple[str, str | None]:
-    """Serve `app` in the background with the queue on; returns (local URL, share URL or None)."""
+# -- the server: who may call it, with what ---------------------------------------------------------------
+
+
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*", re.I)
+
+
+def bind_address(host: str) -> str:
+    """`--host` as gradio binds it: an IP address or a host name, IPv6 in brackets; anything else is refused.
+
+    >>> bind_address("::1"), bind_address("127.0.0.1"), bind_address("qa.lan")
+    ('[::1]', '127.0.0.1', 'qa.lan')
+    """
+    try:
+        ip = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        if not _HOST_NAME.fullmatch(host):
+            raise SettingsError(f"--host {host!r} is not an IP address or a host name") from None
+        return host.lower()
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name, or an address with or without IPv6 brackets) means this machine only."""
+    host = host.lower().removeprefix("[").removesuffix("]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_of(header: str) -> str:
+    """The name in a Host header, without the port: '[::1]:7860' -> '::1', 'Example.org:80' -> 'example.org'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class Guard:
+    """ASGI middleware in front of every route (the page, gradio's API and uploads, the MCP server).
+
+    DNS rebinding: a page on a foreign site whose name resolves to this machine sends its own name in `Host`,
+    so a Host that is neither a loopback name or address nor one of `hosts` is refused. A body larger than
+    `max_body` (`max_upload` on gradio's upload route) is refused from its Content-Length, before a byte of it
+    is read. Gradio's login does not cover its MCP server, so with `users` an MCP request needs one of their
+    logins as HTTP Basic auth, which MCP clients send as a header.
+    """
+
+    def __init__(self, app, hosts: frozenset[str], max_body: int, max_upload: int, users: Sequence[User] = ()):
+        self.app = app
+        self.hosts = hosts
+        self.max_body = max_body
+        self.max_upload = max_upload
+        self.logins = {f"{u}:{p}".encode() for u, p in users}
+
+    async def __call__(self, scope, receive, send) -> None:
+        refusal = self.refusal(scope) if scope["type"] in ("http", "websocket") else None
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        status, message = refusal
+        print(f"qa: refused {scope.get('method', 'a websocket')} {scope['path']}: {message}", file=sys.stderr, flush=True)
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        from starlette.responses import PlainTextResponse
+
+        challenge = {"WWW-Authenticate": 'Basic realm="qa"'} if status == 401 else None
+        await PlainTextResponse(message, status_code=status, headers=challenge)(scope, receive, send)
+
+    def refusal(self, scope) -> tuple[int, str] | None:
+        """(HTTP status, reason) for a request that must not reach the app, or None."""
+        from starlette.datastructures import Headers
+
+        headers = Headers(scope=scope)
+        host = _host_of(headers.get("host", ""))
+        if host not in self.hosts and not is_loopback(host):
+            names = ", ".join(sorted(self.hosts)) or "loopback names"
+            return 400, f"unknown Host {host!r}; this server answers to {names} (add names with --allowed-host)"
+        if self.logins and scope["path"].startswith(MCP_PATH) and not self._logged_in(headers.get("authorization", "")):
+            return 401, "the MCP server needs a login: send the header Authorization: Basic base64(user:password)"
+        length = headers.get("content-length")
+        if length is None:  # no body, or a chunked one whose size is not known before it is read
+            return (411, "a request body needs a Content-Length header") if "transfer-encoding" in headers else None
+        if not length.isdigit():
+            return 400, f"Content-Length {length!r} is not a number"
+        upload = scope["path"].rstrip("/").endswith("/gradio_api/upload")
+        limit, setting = (self.max_upload, "QA_MAX_FILE_BYTES") if upload else (self.max_body, "QA_MAX_REQUEST_BYTES")
+        if int(length) > limit:
+            return 413, f"the request is {int(length):,} bytes; the limit is {limit:,} ({setting})"
+        return None
+
+    def _logged_in(self, authorization: str) -> bool:
+        import base64
+        import binascii
+        import hmac
+
+        scheme, _, encoded = authorization.partition(" ")
+        try:
+            login = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        # compare with every login, in constant time, so the time taken does not tell how much matched
+        return scheme.lower() == "basic" and any([hmac.compare_digest(login, known) for known in self.logins])
+
+
+def read_users(pairs: Sequence[str] = (), file: Path | None = None) -> list[User]:
+    """Logins from `--auth user:password` flags and an `--auth-file` of such lines (blank lines and # comments skipped)."""
+    lines = [("--auth", p) for p in pairs]
+    if file is not None:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise SettingsError(f"cannot read --auth-file {file}: {getattr(e, 'strerror', None) or e}") from None
+        lines += [(f"{file} line {n}", l.strip()) for n, l in enumerate(text.splitlines(), 1) if l.strip() and not l.lstrip().startswith("#")]
+    users = []
+    for where, line in lines:
+        user, _, password = line.partition(":")
+        if not user or not password:
+            raise SettingsError(f"{where}: a login is user:password, both non-empty")
+        users.append((user, password))
+    return users
+
+
+def check_exposure(host: str, share: bool, users: Sequence[User]) -> None:
+    """Off this machine (a non-loopback --host, or a share link) the documents are readable only with a login."""
+    if (share or not is_loopback(host)) and not users:
+        where = "a share link" if share else f"--host {host}"
+        raise SettingsError(f"{where} lets anyone who reaches it read the documents; add --auth user:password or --auth-file FILE")
+
+
+async def _bad_named_call(request, error: TypeError):
+    """Gradio's named-argument route (/gradio_api/call/v2/ask) reports an unknown or missing argument as a
+    TypeError, which would be a 500 and a traceback; it is the caller's mistake, so a 400 and one log line."""
+    if "/gradio_api/call/v2/" not in request.url.path:
+        raise error
+    from starlette.responses import JSONResponse
+
+    print(f"qa: {request.url.path} refused: {error}", file=sys.stderr, flush=True)
+    return JSONResponse({"error": str(error)}, status_code=400)
+
+
+def launch(
+    app: CheckedBlocks,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    allowed_hosts: Sequence[str] = (),
+    users: Sequence[User] = (),
+) -> tuple[str, str | None]:
+    """Serve `app` in the background with the queue on; returns (local URL, share URL or None).
+
+    The server answers to loopback names, to `host` itself and to `allowed_hosts` (the names people use to
+    reach it on the network); a request for any other Host is refused. With `users`, every page and API call
+    needs one of these logins (gradio's own login page and cookie); off loopback they are required. An app
+    built with `mcp` serves /ask as an MCP tool at MCP_PATH, behind the same logins.
+    """
+    from starlette.middleware import Middleware
+
+    s: Settings = app.settings
+    bound = bind_address(host)
+    check_exposure(host, share, users)
+    hosts = frozenset({_host_of(bound), *(_host_of(bind_address(h)) for h in allowed_hosts)})
+    limits = {"max_body": s.max_request_bytes, "max_upload": s.max_file_bytes + UPLOAD_FRAMING}
+    guard = Middleware(Guard, hosts=hosts, users=users, **limits)
     theme = gr.themes.Soft(
         primary_hue="indigo",
         font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: the page fetches nothing from the web
         font_mono=["ui-monospace", "monospace"],
     )
-    _, url, share_url = app.queue(default_concurrency_limit=ASK_CONCURRENCY, max_size=64).launch(
-        server_name=host,
-        server_port=port,
-        share=share,
-        prevent_thread_lock=True,
-        quiet=True,
-        ssr_mode=False,
-        footer_links=["api", "settings"],
-        css=CSS,
-        theme=theme,
-    )
+    # gradio prints an MCP banner (and share-link notes) even when quiet; serve() says where things are
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, url, share_url = app.queue(default_concurrency_limit=ASK_CONCURRENCY, max_size=64).launch(
+            server_name=bound,
+            server_port=port,
+            share=share,
+            prevent_thread_lock=True,
+            quiet=True,
+            ssr_mode=False,
+            footer_links=["api", "settings"],
+            css=CSS,
+            theme=theme,
+            app_kwargs={"middleware": [guard], "exception_handlers": {TypeError: _bad_named_call}},
+            state_session_capacity=SESSIONS,
+            max_file_size=s.max_file_bytes,  # gradio's own check, per file, as the upload streams in
+            auth=list(users) or None,
+            auth_message="Log in with a user:password given to qa serve --auth or --auth-file.",
+            mcp_server=app.mcp,
+        )
     return url, share_url
 
 
-def _needs_build(assistant) -> str:
-    """Why the index must be built before serving, or '' when it is up to date."""
+def _needs_build(assistant) -> tuple[str, bool]:
+    """Why the index must be built before serving ('' when it is up to date), and whether an older one can serve."""
     try:
         stale = assistant.staleness()
     except (IndexMissingError, IndexCorruptError, IndexMismatchError) as e:
-        return str(e).split(";")[0]
-    return f"the documents changed ({stale.describe()})" if stale else ""
+        return str(e).split(";")[0], False
+    return (f"the documents changed ({stale.describe()})" if stale else ""), True
+
+
+def _why(error: Exception) -> str:
+    """'[Errno 28] No space left on device: ...' -> 'No space left on device: /path'."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror + (f": {error.filename}" if error.filename else "")
+    return str(error)
 
 
 def _print_progress(done: int, total: int) -> None:
     print(f"\rqa: embedding {done}/{total} texts", end="", file=sys.stderr, flush=True)
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, share: bool = False, watch: bool = False) -> None:
-    """`qa serve`: bring the index up to date, then serve the chat until Ctrl+C."""
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    watch: bool = False,
+    allowed_hosts: Sequence[str] = (),
+    users: Sequence[User] = (),
+    mcp: bool = False,
+) -> None:
+    """`qa serve`: bring the index up to date, then serve the chat (and with `mcp` the MCP tool) until Ctrl+C."""
     from .assistant import Assistant
 
+    for name in (host, *allowed_hosts):
+        bind_address(name)  # a mistyped address, a missing login or package fails now, not after the index is built
+    check_exposure(host, share, users)
+    if mcp:
+        try:
+            import mcp as _  # noqa: F401 — gradio's MCP server needs it
+        except ImportError:
+            raise SettingsError("--mcp needs the MCP package: pip install 'qa[mcp]'") from None
     assistant = Assistant(settings)
-    reason = _needs_build(assistant)
+    reason, old_index = _needs_build(assistant)
     if reason:
         print(f"qa: building the index first: {reason}", file=sys.stderr)
-        report = assistant.index(_print_progress)
-        print(file=sys.stderr)
-        print(f"qa: {report_line(report)}")
+        try:
+            report = assistant.index(_print_progress)
+        except (QAError, OSError) as e:  # a build error, a full disk: the previous build is intact
+            if not old_index:
+                raise
+            print(f"\nqa: the rebuild failed ({_why(e)}); answering from the previous index", file=sys.stderr)
+        else:
+            print(file=sys.stderr)
+            print(f"qa: {report_line(report)}")
     if watch:
 
         def rebuilt(report: IndexReport) -> None:
@@ -320,10 +615,14 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, share: 
 
         # never stopped: the daemon thread ends with the process
         threading.Thread(target=assistant.watch, args=(rebuilt, threading.Event()), name="qa-watch", daemon=True).start()
-    app = build_app(assistant)
-    url, share_url = launch(app, host, port, share)
+    app = build_app(assistant, mcp)
+    url, share_url = launch(app, host, port, share, allowed_hosts, users)
     print(f"qa: chat at {url}" + (f" and {share_url}" if share_url else "") + (" (watching seeds/)" if watch else ""))
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"qa: listening on {host}: anyone who can reach this machine can read the documents", file=sys.stderr)
+    if share and not share_url:
+        print("qa: gradio could not make a share link (no connection to gradio.live?)", file=sys.stderr)
+    if mcp:
+        print(f"qa: MCP tool `ask` at {url.rstrip('/')}{MCP_PATH}/")
+    if users:
+        print(f"qa: {len(users)} login{'s' if len(users) > 1 else ''} required (listening on {host})", file=sys.stderr)
     print("qa: press Ctrl+C to stop", flush=True)
     app.block_thread()

@@ -5,16 +5,56 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+import http.client
 import json
 import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 from conftest import TOY, make_assistant, write_corpus
 from qa.types import Answer, Citation, Passage
+
+def start_server(tmp_path, *flags: str, files: dict | None = None, env: dict | None = None, preexec_fn=None) -> tuple[subprocess.Popen, str]:
+    """`qa serve` over a tiny corpus in a subprocess, as a user starts it; returns the process and the chat's URL."""
+    seeds = write_corpus(tmp_path / "seeds", files or {"volcano.txt": TOY["volcano.txt"]})
+    command = [sys.executable, "-m", "qa", "serve", "--seeds", str(seeds), "--index", str(tmp_path / "index"), "--port", str(free_port()), *flags]
+    log = open(tmp_path / "stderr.txt", "w")
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment, preexec_fn=preexec_fn)
+    watchdog = threading.Timer(300, server.kill)  # a hung server ends the test (readline gets EOF) instead of the suite
+    watchdog.start()
+    server.watchdog = watchdog
+    for line in server.stdout:
+        if " at http" in line:
+            return server, line.split(" at ")[1].split()[0]
+    stop_server(server)
+    raise AssertionError((tmp_path / "stderr.txt").read_text())
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.watchdog.cancel()
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def call_ask(url: str, payload: str) -> str:
+    """A raw call of /ask through gradio's REST route: its result event as text (or the refusal)."""
+    status, text = raw(url, "POST", "/gradio_api/call/ask", payload)
+    if status != 200:
+        return f"{status} {text}"
+    return raw(url, "GET", f"/gradio_api/call/ask/{json.loads(text)['event_id']}")[1]
+
 
 #: Two men of whom "How old was he?" can be asked: only the chat's history says which one is meant.
 PEOPLE = {
@@ -28,6 +68,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def raw(url: str, method: str, path: str, body: bytes | str | None = None, headers: dict | None = None) -> tuple[int, str]:
+    """One HTTP request as a hostile page or script would send it: (status, body text)."""
+    address = url.split("//")[1].rstrip("/")
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=60)
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    if "Host" in headers:
+        connection.putrequest(method, path, skip_host=True)
+        for k, v in headers.items():
+            connection.putheader(k, v)
+        data = body.encode() if isinstance(body, str) else body
+        if data is not None:
+            connection.putheader("Content-Length", str(len(data)))
+        connection.endheaders(data)
+    else:
+        connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    text = response.read().decode("utf-8", "replace")
+    connection.close()
+    return response.status, text
 
 
 # -- rendering: no model, no server ---------------------------------------------------------------------------
@@ -127,6 +189,97 @@ def test_api_bad_input_is_a_clear_error(served, question, history, words):
 
 
 @pytest.mark.server
+@pytest.mark.parametrize(
+    "host, allowed",
+    [
+        ("evil.example", False),
+        ("evil.example:{port}", False),
+        ("127.0.0.1.nip.io:{port}", False),
+        ("localhost.evil.example", False),
+        ("", False),
+        ("localhost:{port}", True),
+        ("127.0.0.1:{port}", True),
+        ("127.0.0.2", True),
+        ("[::1]:{port}", True),
+    ],
+)
+def test_a_page_from_another_site_cannot_reach_the_loopback_server(served, host, allowed):
+    """DNS rebinding: a foreign page whose name resolves to 127.0.0.1 sends its own name as Host and is refused."""
+    _, client = served
+    port = client.src.rstrip("/").rsplit(":", 1)[1]
+    headers = {"Host": host.format(port=port)}
+    page = raw(client.src, "GET", "/", headers=headers)
+    api = raw(client.src, "POST", "/gradio_api/call/ask", json.dumps({"data": ["How high is Mount Etna?", None]}), headers)
+    if allowed:
+        assert page[0] == 200 and api[0] == 200 and "event_id" in api[1]
+    else:
+        assert page[0] == api[0] == 400 and "unknown Host" in api[1] and "Etna" not in page[1] + api[1]
+
+
+@pytest.mark.server
+def test_bound_to_all_interfaces_it_answers_only_the_configured_names(served):
+    from qa import web
+
+    app = web.build_app(served[0])
+    url, _ = web.launch(app, host="0.0.0.0", port=free_port(), allowed_hosts=["qa.lan", "QA.example.org"], users=[("ana", "s3cret")])
+    try:
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        for host, status in [("qa.lan", 200), (f"qa.example.org:{port}", 200), (f"localhost:{port}", 200), ("evil.example", 400)]:
+            assert raw(f"http://127.0.0.1:{port}", "GET", "/", headers={"Host": host})[0] == status, host
+    finally:
+        app.close()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ((3, None), "question must be a string (got a number)"),
+        (({"q": "Why?"}, None), "question must be a string (got an object)"),
+        ((["Why?"], None), "question must be a string (got a list)"),
+        (("Why?", ["When?", 3]), "history must be a list of earlier questions"),
+        (("Why?", {"a": 1}), "history must be a list of earlier questions"),
+    ],
+)
+def test_api_names_the_argument_that_is_wrong(served, args, words):
+    """gradio_client's own calls (it cannot send a lone surrogate: the raw calls below do)."""
+    from gradio_client.exceptions import AppError
+
+    _, client = served
+    with pytest.raises(AppError) as error:
+        client.predict(*args, api_name="/ask")
+    assert words in str(error.value)
+
+
+@pytest.mark.server
+def test_raw_calls_with_wrong_arguments_get_a_message_and_one_log_line(tmp_path):
+    server, url = start_server(tmp_path)
+    calls = [
+        ('{"data": []}', "/ask takes 2 arguments, question and history (null for none); got 0"),
+        ('{"data": ["How high is Mount Etna?"]}', "got 1"),
+        ('{"data": ["How high is Mount Etna?", null, "extra"]}', "got 3"),
+        ('{"data": ["\\ud800", null]}', "question holds a lone surrogate (U+D800)"),
+        ('{"data": ["How high?", ["\\udbff"]]}', "history[0] holds a lone surrogate (U+DBFF)"),
+        ('{"data": [7, null]}', "question must be a string (got a number)"),
+        ('{"data": ["  ", null]}', "the question is empty"),
+    ]
+    try:
+        for payload, words in calls:
+            result = call_ask(url, payload)
+            assert result.startswith("event: error") and words in result and '"error": null' not in result, result
+        named = [('{"question": "Why?", "bogus": 1}', "bogus"), ("{}", "question")]
+        for payload, words in named:
+            status, text = raw(url, "POST", "/gradio_api/call/v2/ask", payload)
+            assert status == 400 and words in json.loads(text)["error"], text
+        assert "3,357 metres" in call_ask(url, '{"data": ["How high is Mount Etna?", null]}')
+    finally:
+        stop_server(server)
+    log = (tmp_path / "stderr.txt").read_text()
+    assert "Traceback" not in log
+    assert len([line for line in log.splitlines() if " refused: " in line]) == len(calls) + len(named), log
+
+
+@pytest.mark.server
 def test_a_rebuild_under_way_never_breaks_an_answer(served):
     """Questions keep coming while a file is added and indexed; each gets a whole answer, and the new file at once."""
     assistant, client = served
@@ -169,3 +322,163 @@ def test_serve_builds_a_missing_index_listens_on_loopback_and_watches(tmp_path):
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1 ", " localhost", "bad_host!", "", "http://127.0.0.1", "127.0.0.1:7860"])
+def test_a_mistyped_host_is_one_clear_line_before_anything_starts(tmp_path, host):
+    command = [sys.executable, "-m", "qa", "serve", "--seeds", str(tmp_path), "--index", str(tmp_path / "index"), "--host", host]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"qa: --host {host!r} is not an IP address or a host name\n"
+
+
+@pytest.mark.server
+def test_serve_on_the_ipv6_loopback(tmp_path):
+    from gradio_client import Client
+
+    seeds = write_corpus(tmp_path / "seeds", {"volcano.txt": TOY["volcano.txt"]})
+    command = [sys.executable, "-m", "qa", "serve", "--seeds", str(seeds), "--index", str(tmp_path / "index"), "--host", "::1", "--port", str(free_port())]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    watchdog = threading.Timer(120, server.kill)
+    watchdog.start()
+    try:
+        lines = [server.stdout.readline() for _ in range(2)]
+        url = lines[1].split(" at ")[1].split()[0]
+        assert url.startswith("http://[::1]:"), lines
+        assert Client(url, verbose=False).predict("How high is Mount Etna?", api_name="/ask")["citations"][0]["source"] == "volcano.txt"
+    finally:
+        watchdog.cancel()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.server
+def test_oversized_questions_leave_no_memory_behind(tmp_path):
+    """200 rejected questions of 1-2 MB, each in its own session, must not stay in the server's memory."""
+    server, url = start_server(tmp_path)
+    try:
+        assert "3,357 metres" in call_ask(url, json.dumps({"data": ["How high is Mount Etna?", None]}))
+        for n in range(20):  # warm: gradio's first sessions and error paths allocate for good
+            call_ask(url, json.dumps({"data": ["y" * 1_000_000, None]}))
+        before = rss_mb(server.pid)
+        for n in range(200):
+            refused = call_ask(url, json.dumps({"data": [str(n) + "y" * (2_000_000 if n % 4 == 0 else 1_000_000), None]}))
+            assert "the limit is" in refused, refused[:300]
+        grown = rss_mb(server.pid) - before
+        assert grown < 50, f"RSS grew by {grown:.0f} MB"
+    finally:
+        stop_server(server)
+
+
+def multipart(name: str, content: bytes) -> tuple[bytes, dict]:
+    boundary = "qa-test-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+@pytest.mark.server
+def test_an_upload_over_the_file_size_limit_is_refused_and_leaves_nothing(tmp_path, embedder):
+    """Gradio's upload route takes files without a login; the limit is the largest file the index reads."""
+    from qa import web
+
+    assistant = make_assistant(tmp_path, embedder, files={"volcano.txt": TOY["volcano.txt"]}, max_file_bytes=100_000)
+    assistant.index()
+    app = web.build_app(assistant)
+    url, _ = web.launch(app, port=free_port())
+    folder = Path(app.server_app.uploaded_file_dir)
+    try:
+        kept = set(folder.rglob("*")) if folder.exists() else set()
+        for size in (100_001, 150_000, 5_000_000):
+            body, headers = multipart("big.txt", b"x" * size)
+            status, text = raw(url, "POST", "/gradio_api/upload", body, headers)
+            assert status == 413, (size, status, text)
+        left = (set(folder.rglob("*")) if folder.exists() else set()) - kept
+        assert not [p for p in left if p.is_file()], left
+        body, headers = multipart("small.txt", b"x" * 1_000)
+        assert raw(url, "POST", "/gradio_api/upload", body, headers)[0] == 200
+    finally:
+        app.close()
+
+
+def _disk_nearly_full() -> None:
+    """In the server process: files stop growing past 16 KB (EFBIG), as on a full disk, without filling one."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, 16_000))
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "change, limit, words",
+    [
+        ({"volcano.txt": b"\xff\xfe not UTF-8 \x81"}, None, "no readable"),
+        ({"tower.txt": "The Tower of Hercules is a Roman lighthouse in A Coruna. " * 350}, _disk_nearly_full, "File too large"),
+    ],
+    ids=["build error", "disk full"],
+)
+def test_serve_answers_from_the_old_index_when_the_rebuild_at_start_fails(tmp_path, change, limit, words):
+    volcano = {"volcano.txt": TOY["volcano.txt"]}
+    index = [sys.executable, "-m", "qa", "index", "--seeds", str(write_corpus(tmp_path / "seeds", volcano)), "--index", str(tmp_path / "index")]
+    subprocess.run(index, check=True, capture_output=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    server, url = start_server(tmp_path, files={**volcano, **change}, preexec_fn=limit)
+    try:
+        assert "3,357 metres" in call_ask(url, '{"data": ["How high is Mount Etna?", null]}')
+    finally:
+        stop_server(server)
+    log = (tmp_path / "stderr.txt").read_text()
+    failed = [line for line in log.splitlines() if "rebuild failed" in line]
+    assert len(failed) == 1 and failed[0].startswith("qa: ") and words in failed[0] and "previous index" in failed[0], log
+    assert "Traceback" not in log
+
+
+def test_the_terminal_shows_our_lines_not_library_chatter(tmp_path):
+    """transformers' notes ("`loss_type=None` was set in the config but it is unrecognized...") read as faults."""
+    seeds = write_corpus(tmp_path / "seeds", {"volcano.txt": TOY["volcano.txt"]})
+    command = [sys.executable, "-m", "qa", "ask", "--rebuild", "--seeds", str(seeds), "--index", str(tmp_path / "index"), "How high is Mount Etna?"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 0 and "3,357 metres" in result.stdout
+    assert "loss_type" not in result.stderr and "[transformers]" not in result.stderr, result.stderr
+    assert all(line.startswith("qa: ") for line in result.stderr.splitlines()), result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--host", "0.0.0.0"], "qa: --host 0.0.0.0 lets anyone who reaches it read the documents; add --auth user:password or --auth-file FILE"),
+        (["--host", "::"], "qa: --host :: lets anyone"),
+        (["--host", "192.168.1.20"], "qa: --host 192.168.1.20 lets anyone"),
+        (["--share"], "qa: a share link lets anyone"),
+        (["--host", "0.0.0.0", "--auth", "ana"], "qa: --auth: a login is user:password, both non-empty"),
+        (["--host", "0.0.0.0", "--auth-file", "/nonexistent/logins"], "qa: cannot read --auth-file /nonexistent/logins"),
+    ],
+)
+def test_off_loopback_serve_refuses_to_start_without_a_login(tmp_path, flags, words):
+    command = [sys.executable, "-m", "qa", "serve", "--seeds", str(tmp_path), "--index", str(tmp_path / "index"), *flags]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 1 and result.stderr.startswith(words) and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.server
+def test_on_all_interfaces_the_page_and_api_need_a_login(tmp_path):
+    from gradio_client import Client
+
+    (tmp_path / "logins").write_text("# who may read the documents\nana:s3cret\n\nbo:pa:ss\n")
+    server, url = start_server(tmp_path, "--host", "::", "--auth-file", str(tmp_path / "logins"))
+    try:
+        assert url.startswith("http://[::]:")
+        local = "http://[::1]:" + url.rstrip("/").rsplit(":", 1)[1]  # asyncio binds :: to IPv6 only
+        status, text = raw(local, "POST", "/gradio_api/call/ask", '{"data": ["How high is Mount Etna?", null]}')
+        assert status == 401 and "3,357" not in text
+        assert raw(local, "POST", "/gradio_api/upload", *multipart("x.txt", b"x"))[0] == 401
+        with pytest.raises(Exception):
+            Client(local, verbose=False, auth=("ana", "wrong"))
+        for login in (("ana", "s3cret"), ("bo", "pa:ss")):
+            answer = Client(local, verbose=False, auth=login).predict("How high is Mount Etna?", api_name="/ask")
+            assert answer["citations"][0]["source"] == "volcano.txt"
+    finally:
+        stop_server(server)
