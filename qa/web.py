@@ -122,19 +122,17 @@ def _question_html(question: str) -> str:
 def index_html(assistant) -> str:
     """The side panel: what is indexed, how old the build is, and whether seeds/ has moved on since."""
     try:
-        manifest = assistant.live().data.manifest
-        stale = assistant.staleness()
+        status = assistant.status()
     except QAError as e:
         return f'<div class="qa-index"><p class="qa-warn">{escape(str(e))}</p></div>'
-    files = manifest.get("files", {})
-    rows = "".join(f'<tr><td>{escape(s)}</td><td class="n">{f["chunks"]}</td></tr>' for s, f in sorted(files.items()))
-    chunks = sum(f["chunks"] for f in files.values())
+    index, stale = status.index, status.stale
+    rows = "".join(f'<tr><td>{escape(d.source)}</td><td class="n">{d.chunks}</td></tr>' for d in index.documents)
     html = (
-        f"<p><b>{len(files)} documents</b>, {chunks} chunks<br>built {_age(manifest.get('built_at', ''))}</p>"
+        f"<p><b>{len(index.documents)} documents</b>, {index.chunks} chunks<br>built {_age(index.built_at)}</p>"
         f"<table><tr><th>document</th><th class='n'>chunks</th></tr>{rows}</table>"
     )
-    if manifest.get("skipped"):
-        html += f'<p class="qa-warn">Not readable, skipped: {escape(", ".join(sorted(manifest["skipped"])))}</p>'
+    if index.skipped:
+        html += f'<p class="qa-warn">Not readable, skipped: {escape(", ".join(f.source for f in index.skipped))}</p>'
     if stale:
         html += f'<p class="qa-warn">The documents changed since this build ({escape(stale.describe())}). Rebuild to answer from them.</p>'
     return f'<div class="qa-index">{html}</div>'
@@ -239,7 +237,7 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
     queued endpoint through a client of its own, which cannot log in when the server needs a login.
     """
     try:
-        sources = set(assistant.live().data.manifest.get("files", {}))
+        sources = {d.source for d in assistant.status().index.documents}
     except QAError:
         sources = set()
     examples = example_questions(assistant.settings, sources)
@@ -570,6 +568,24 @@ def _why(error: Exception) -> str:
     return str(error)
 
 
+def build_first(assistant) -> None:
+    """Bring the index up to date before serving. When that fails (a build error, a full disk) but an index was
+    built before, serve that one and say so; with no index at all, the error stands."""
+    reason, old_index = _needs_build(assistant)
+    if not reason:
+        return
+    print(f"qa: building the index first: {reason}", file=sys.stderr)
+    try:
+        report = assistant.index(_print_progress)
+    except (QAError, OSError) as e:  # the previous build is intact
+        if not old_index:
+            raise
+        print(f"\nqa: the rebuild failed ({_why(e)}); serving the index built before", file=sys.stderr)
+        return
+    print(file=sys.stderr)
+    print(f"qa: {report_line(report)}")
+
+
 def _print_progress(done: int, total: int) -> None:
     print(f"\rqa: embedding {done}/{total} texts", end="", file=sys.stderr, flush=True)
 
@@ -596,18 +612,7 @@ def serve(
         except ImportError:
             raise SettingsError("--mcp needs the MCP package: pip install 'qa[mcp]'") from None
     assistant = Assistant(settings)
-    reason, old_index = _needs_build(assistant)
-    if reason:
-        print(f"qa: building the index first: {reason}", file=sys.stderr)
-        try:
-            report = assistant.index(_print_progress)
-        except (QAError, OSError) as e:  # a build error, a full disk: the previous build is intact
-            if not old_index:
-                raise
-            print(f"\nqa: the rebuild failed ({_why(e)}); answering from the previous index", file=sys.stderr)
-        else:
-            print(file=sys.stderr)
-            print(f"qa: {report_line(report)}")
+    build_first(assistant)
     if watch:
 
         def rebuilt(report: IndexReport) -> None:
