@@ -241,18 +241,32 @@ class Assistant:
             )
         return question.strip()
 
-    def _query(self, question: str, history: Sequence[str]) -> Query:
+    def check_sources(self, sources: Sequence[str] | None) -> frozenset[str] | None:
+        """`sources` as the files retrieval is restricted to (None: all), each one a document of the live index."""
+        if sources is None:
+            return None
+        if not sources:
+            raise QuestionError("no document chosen; choose at least one, or none to ask all of them")
+        known = {d.source for d in self.live().snapshot.status.documents}
+        unknown = sorted(set(sources) - known)
+        if unknown:
+            raise QuestionError(f"not an indexed document: {', '.join(unknown)}; `qa index --json` lists the documents")
+        return frozenset(sources)
+
+    def _query(self, question: str, history: Sequence[str], sources: frozenset[str] | None = None) -> Query:
         s = self.settings
         history = [h.strip()[: s.max_question_chars] for h in history if isinstance(h, str) and h.strip()][-s.history_turns :] if s.history_turns else []
         vectors = self.embedder.encode_query([question, *history])
         vector = vectors[0] + (s.history_weight * vectors[1:].mean(axis=0) if history else 0.0)
-        return Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(" ".join(history)), s.history_weight)
+        return Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(" ".join(history)), s.history_weight, sources)
 
-    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
-        """Answer from the documents, or say they don't; `history` holds earlier questions of the same chat."""
+    def ask(self, question: str, history: Sequence[str] = (), sources: Sequence[str] | None = None) -> Answer:
+        """Answer from the documents, or say they don't; `history` holds earlier questions of the same chat, and
+        `sources` (file names, None for all) restricts retrieval itself to those documents."""
         question = self.check_question(question)
+        chosen = self.check_sources(sources)
         live = self.live()
-        query = self._query(question, history)
+        query = self._query(question, history, chosen)
         candidates = live.retriever.search(query)
         top_k = self.settings.top_k
         scored = live.extractor.score(question, query, candidates, keep=top_k)

@@ -138,6 +138,15 @@ def index_html(assistant) -> str:
     return f'<div class="qa-index">{html}</div>'
 
 
+def documents_choice(assistant, chosen: list[str] | None):
+    """The picker's choices: the indexed documents, keeping those still chosen."""
+    try:
+        names = sorted(d.source for d in assistant.status().index.documents)
+    except QAError:
+        names = []
+    return gr.Dropdown(choices=names, value=[c for c in chosen or [] if c in names])
+
+
 def _age(built_at: str) -> str:
     """'2026-11-23T16:23:06+0000' -> '2026-11-23 16:23 (5 minutes ago)'."""
     try:
@@ -243,14 +252,15 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
     examples = example_questions(assistant.settings, sources)
     turns = assistant.settings.history_turns  # `asked` keeps only the questions a follow-up uses
 
-    def reply(question: str, chat: list, asked: list[str]):
-        """Echo the question at once, then answer it; `asked` holds this chat's last questions, raw."""
+    def reply(question: str, chat: list, asked: list[str], chosen: list[str] | None = None):
+        """Echo the question at once, then answer it; `asked` holds this chat's last questions, raw, and
+        `chosen` the documents picked to ask within (none picked: all)."""
         chat = list(chat or [])
         if question.strip():
             chat.append({"role": "user", "content": _question_html(question)})
             yield "", chat, asked
         try:
-            answer = assistant.ask(question, asked)
+            answer = assistant.ask(question, asked, chosen or None)
         except QAError as e:
             chat.append({"role": "assistant", "content": f'<p class="qa-warn">{escape(_sentence(str(e)))}</p>'})
             yield "", chat, asked
@@ -258,8 +268,8 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
         chat.append({"role": "assistant", "content": answer_html(answer)})
         yield "", chat, [*asked, answer.question][-turns:] if turns else []
 
-    def reply_to_example(chat: list, asked: list[str], evt: gr.SelectData):
-        yield from reply(evt.value["text"], chat, asked)
+    def reply_to_example(chat: list, asked: list[str], chosen: list[str], evt: gr.SelectData):
+        yield from reply(evt.value["text"], chat, asked, chosen)
 
     def rebuild(progress=gr.Progress()):
         def step(done: int, total: int) -> None:
@@ -272,7 +282,7 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
             raise gr.Error(str(e)) from None
         return index_html(assistant), f"<p>{escape(_sentence(report_line(report)))}</p>"
 
-    def ask(question: str, history: list[str] | None = None) -> dict:
+    def ask(question: str, history: list[str] | None = None, sources: list[str] | None = None) -> dict:
         """Answer a question from the local documents with verbatim, cited quotations, or say that they do not answer it.
 
         Quote each citation's `quote` word for word and cite its `source` and `line`. When `answered` is false the
@@ -281,30 +291,41 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
         Args:
             question: the question in plain words (at most 2,000 characters).
             history: earlier questions of the same conversation, oldest first, so that a follow-up such as "How old was he?" is understood; null for none.
+            sources: document file names (as the index lists them) to search within, the others ignored; null for all.
 
         Returns:
             an object, as `qa ask --json` prints it: `answered` (true or false), `answer` (the best quotation, or a sentence saying the documents do not answer), `confidence` (0 to 1), `citations` (each a `quote` copied verbatim from a document, its `source` file, `line`, `start` and `end` character offsets into that file, `answer_span` offsets of the words that answer, and `score`), and `passages` (the closest passages, each with `source`, `line` and `text`).
         """
         try:
-            return assistant.ask(question, history or []).to_dict()
+            return assistant.ask(question, history or [], sources).to_dict()
         except QAError as e:
             raise refused(str(e)) from None
 
     def check_ask(inputs: list) -> None:
-        """/ask's raw arguments, each checked once, before gradio keeps them: (question, history), nothing more."""
-        if len(inputs) != 2:
-            raise refused(f"/ask takes 2 arguments, question and history (null for none); got {len(inputs)}")
-        question, history = inputs
+        """/ask's raw arguments, each checked once, before gradio keeps them: (question, history, sources), the
+        last one optional, nothing more."""
+        if len(inputs) not in (2, 3):
+            raise refused(f"/ask takes 3 arguments, question, history (null for none) and sources (null for all; may be left out); got {len(inputs)}")
+        if len(inputs) == 2:
+            inputs.append(None)  # a caller from before sources existed: all documents (gradio wants every argument)
+        question, history, sources = inputs
         if not isinstance(question, str):
             raise refused(f"question must be a string (got {_json_kind(question)})")
         if history is not None and not (isinstance(history, list) and all(isinstance(h, str) for h in history)):
             raise refused("history must be a list of earlier questions (strings), or null")
+        if sources is not None and not (isinstance(sources, list) and all(isinstance(x, str) for x in sources)):
+            raise refused("sources must be a list of document file names (strings), or null for all")
+        for name, text in [
+            ("question", question),
+            *((f"history[{i}]", h) for i, h in enumerate(history or [])),
+            *((f"sources[{i}]", x) for i, x in enumerate(sources or [])),
+        ]:
+            _check_text(name, text)
         try:
             assistant.check_question(question)
+            assistant.check_sources(sources)
         except QAError as e:
             raise refused(str(e)) from None
-        for name, text in [("question", question), *((f"history[{i}]", h) for i, h in enumerate(history or []))]:
-            _check_text(name, text)
 
     blocks = CheckedBlocks(
         assistant.settings, mcp, title="qa: ask your documents", analytics_enabled=False, delete_cache=(UPLOAD_SECONDS, UPLOAD_SECONDS)
@@ -339,20 +360,31 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
                     autofocus=True,
                     elem_id="question",
                 )
-                gr.ClearButton([box, chat, asked], value="New chat", size="sm")
+                with gr.Row():
+                    chosen = gr.Dropdown(
+                        choices=sorted(sources),
+                        value=[],
+                        multiselect=True,
+                        label="Ask within (none chosen: all documents)",
+                        elem_id="sources",
+                        scale=4,
+                    )
+                    gr.ClearButton([box, chat, asked], value="New chat", size="sm", scale=1)
             with gr.Column(scale=1, min_width=260):
                 gr.HTML("<h3 class='qa-title'>Index</h3>")
                 panel = gr.HTML(elem_id="index-panel")
                 rebuild_button = gr.Button("Rebuild index", variant="secondary", size="sm")
                 status = gr.HTML()
 
-        answered = box.submit(reply, [box, chat, asked], [box, chat, asked], api_visibility="private")
-        picked = chat.example_select(reply_to_example, [chat, asked], [box, chat, asked], api_visibility="private")
+        answered = box.submit(reply, [box, chat, asked, chosen], [box, chat, asked], api_visibility="private")
+        picked = chat.example_select(reply_to_example, [chat, asked, chosen], [box, chat, asked], api_visibility="private")
         for event in (answered, picked):
             event.then(lambda: index_html(assistant), None, panel, api_visibility="private")
         chat.clear(lambda: [], None, asked, api_visibility="private")  # the chat's own trash icon
         app.load(lambda: index_html(assistant), None, panel, api_visibility="private")
-        rebuild_button.click(rebuild, None, [panel, status], api_visibility="private", concurrency_limit=1)
+        app.load(lambda c: documents_choice(assistant, c), chosen, chosen, api_visibility="private")
+        rebuilt = rebuild_button.click(rebuild, None, [panel, status], api_visibility="private", concurrency_limit=1)
+        rebuilt.then(lambda c: documents_choice(assistant, c), chosen, chosen, api_visibility="private")
         gr.api(ask, api_name="ask", queue=not mcp)
         app.checks[ask] = check_ask
     return app

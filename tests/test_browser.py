@@ -144,3 +144,23 @@ def test_example_question_then_the_rebuild_button_picks_up_a_new_file(page, serv
     expect(panel).to_contain_text("lighthouse.txt")
     expect(panel).not_to_contain_text("changed since")
     assert "lighthouse.txt" in ask(page, "Where is the Tower of Hercules?").inner_text()
+
+
+def choose(page, *sources: str) -> None:
+    """Pick documents in the 'Ask within' picker, as a visitor does: open it, click each name."""
+    for source in sources:
+        page.locator("#sources input").click()
+        page.get_by_role("option", name=source, exact=True).click()
+    page.keyboard.press("Escape")
+
+
+def test_the_document_picker_limits_answers_to_the_chosen_files(page):
+    choose(page, "valencia.txt")
+    reply = ask(page, "How old was he?")
+    assert "38 years old" in reply.locator("blockquote").first.inner_text()
+    assert "keeper.txt" not in reply.inner_text() and "valencia.txt" in reply.inner_text()
+    page.locator("#sources .token-remove, #sources [aria-label*='Remove']").first.click()
+    choose(page, "keeper.txt")
+    reply = ask(page, "How old was he?")
+    assert "67 years old" in reply.locator("blockquote").first.inner_text()
+    assert "valencia.txt" not in reply.inner_text()

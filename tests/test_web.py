@@ -175,6 +175,30 @@ def test_api_follow_up_uses_the_history(served):
 
 
 @pytest.mark.server
+def test_api_asks_within_the_chosen_documents(served):
+    _, client = served
+    for source, words in [("valencia.txt", "38 years old"), ("keeper.txt", "67 years old")]:
+        answer = client.predict("How old was he?", None, [source], api_name="/ask")
+        assert words in answer["answer"] and {c["source"] for c in answer["citations"]} == {source}
+    everywhere = client.predict("How high is Mount Etna?", None, None, api_name="/ask")
+    assert everywhere["citations"][0]["source"] == "volcano.txt"
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "sources, words",
+    [([], "no document chosen"), (["nope.txt"], "not an indexed document: nope.txt"), ("volcano.txt", "sources must be a list"), ([3], "sources must be a list")],
+)
+def test_api_refuses_a_bad_choice_of_documents(served, sources, words):
+    from gradio_client.exceptions import AppError
+
+    _, client = served
+    with pytest.raises(AppError) as error:
+        client.predict("How high is Mount Etna?", None, sources, api_name="/ask")
+    assert words in str(error.value)
+
+
+@pytest.mark.server
 @pytest.mark.parametrize(
     "question, history, words",
     [("", None, "the question is empty"), ("y" * 100_000, None, "the limit is 2,000"), ("Why?", "not a list", "history must be a list")],
@@ -255,9 +279,11 @@ def test_api_names_the_argument_that_is_wrong(served, args, words):
 def test_raw_calls_with_wrong_arguments_get_a_message_and_one_log_line(tmp_path):
     server, url = start_server(tmp_path)
     calls = [
-        ('{"data": []}', "/ask takes 2 arguments, question and history (null for none); got 0"),
+        ('{"data": []}', "/ask takes 3 arguments, question, history (null for none) and sources (null for all; may be left out); got 0"),
         ('{"data": ["How high is Mount Etna?"]}', "got 1"),
-        ('{"data": ["How high is Mount Etna?", null, "extra"]}', "got 3"),
+        ('{"data": ["How high is Mount Etna?", null, null, "extra"]}', "got 4"),
+        ('{"data": ["How high is Mount Etna?", null, "volcano.txt"]}', "sources must be a list of document file names"),
+        ('{"data": ["How high is Mount Etna?", null, ["\\udc80"]]}', "sources[0] holds a lone surrogate (U+DC80)"),
         ('{"data": ["\\ud800", null]}', "question holds a lone surrogate (U+D800)"),
         ('{"data": ["How high?", ["\\udbff"]]}', "history[0] holds a lone surrogate (U+DBFF)"),
         ('{"data": [7, null]}', "question must be a string (got a number)"),
