@@ -15,9 +15,9 @@ import numpy as np
 from .answering import Extractor, Scored
 from .chunking import Chunker
 from .config import Settings
-from .documents import TEXT_SUFFIXES, _files, load_documents
+from .documents import TEXT_SUFFIXES, Refused, _files, add_file, check_upload, load_documents, trash_file
 from .embedding import Embedder
-from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, QuestionError
+from .errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, QuestionError
 from .lexical import tokenize
 from .retrieval import Query, Retriever
 from .store import Snapshot, mismatch, open_store
@@ -155,6 +155,35 @@ class Assistant:
             chunker = Chunker(budget, self.settings.chunk_overlap, self.settings.encoding)
         return sentences, chunks
 
+    def add_documents(self, uploads: Sequence[tuple[str, Path]], progress: Progress | None = None) -> tuple[IndexReport | None, list[Refused]]:
+        """Copy uploaded files (name as given, path of its bytes) into seeds/ under safe names and update the
+        index; files that cannot be indexed are refused with their reason before anything is written."""
+        s = self.settings
+        if len(uploads) > s.max_upload_files:
+            raise CorpusError(f"{len(uploads)} files at once; the limit is {s.max_upload_files} (QA_MAX_UPLOAD_FILES)")
+        accepted, refused = [], []
+        for name, path in uploads:
+            try:
+                accepted.append(check_upload(name, path, s.max_file_bytes))
+            except ValueError as e:
+                refused.append(Refused(Path(str(name)).name, str(e)))
+        for safe, data in accepted:
+            try:
+                add_file(s.seeds_dir, safe, data)
+            except (OSError, ValueError) as e:
+                refused.append(Refused(safe, getattr(e, "strerror", None) or str(e)))
+        return (self.index(progress) if len(refused) < len(uploads) else None), refused
+
+    def remove_document(self, source: str) -> IndexReport:
+        """Take an indexed document out of the index; its file goes to `.trash/` beside seeds/, not deleted."""
+        if source not in {d.source for d in self.live().snapshot.status.documents}:
+            raise QuestionError(f"not an indexed document: {source}; `qa index --json` lists the documents")
+        try:
+            trash_file(self.settings.seeds_dir, source)
+        except (OSError, ValueError) as e:
+            raise CorpusError(f"could not move {source} to the trash: {getattr(e, 'strerror', None) or e}") from None
+        return self.index()
+
     def watch(self, on_build: Callable[[IndexReport], None], stop: threading.Event, interval: float = 2.0) -> None:
         """Rebuild whenever the files under seeds/ change, until `stop` is set; errors are reported, not raised."""
         seen = None
@@ -240,6 +269,14 @@ class Assistant:
                 f"the question is {len(question):,} characters long; the limit is {self.settings.max_question_chars:,}"
             )
         return question.strip()
+
+    def document(self, source: str) -> Document:
+        """An indexed document's text as the index holds it: what citation offsets point into."""
+        snapshot = self.live().snapshot
+        for d in range(len(snapshot.status.documents)):
+            if (document := snapshot.document(d)).source == source:
+                return document
+        raise QuestionError(f"not an indexed document: {source}; `qa index --json` lists the documents")
 
     def check_sources(self, sources: Sequence[str] | None) -> frozenset[str] | None:
         """`sources` as the files retrieval is restricted to (None: all), each one a document of the live index."""

@@ -32,6 +32,8 @@ class Settings:
     #: Files larger than this are skipped with a note: embedding 50 MB takes the better part of an hour.
     max_file_bytes: int = 20_000_000
     batch_size: int = 64
+    #: Files one upload on the page may add: each is read and checked in memory before any is written.
+    max_upload_files: int = 20
     #: Citations (answer sentences) and closest passages returned per question.
     top_k: int = 3
     max_question_chars: int = 2_000
@@ -55,7 +57,7 @@ class Settings:
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
         positive = ("chunk_tokens", "max_file_bytes", "batch_size", "top_k", "max_question_chars", "max_request_bytes",
-                    "retrieval_depth", "passages", "direct_units")
+                    "max_upload_files", "retrieval_depth", "passages", "direct_units")
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1 (got {getattr(self, name)})")

@@ -67,6 +67,8 @@ def load_jsonl(path: Path) -> list[Question]:
             continue
         try:
             row = json.loads(line)
+            if row.get("verdict") == "bad":  # a feedback.jsonl line marked bad: not a question to keep answering so
+                continue
             questions.append(
                 Question(row["q"], tuple(row.get("answers", [])), row.get("source"), tuple(row.get("history", [])), bool(row.get("unanswerable")))
             )

@@ -508,3 +508,26 @@ def test_on_all_interfaces_the_page_and_api_need_a_login(tmp_path):
             assert answer["citations"][0]["source"] == "volcano.txt"
     finally:
         stop_server(server)
+
+
+@pytest.mark.server
+def test_api_add_documents_returns_the_index_report_and_each_refusal(tmp_path, embedder):
+    from gradio_client import Client, handle_file
+
+    from qa import web
+
+    assistant = make_assistant(tmp_path, embedder, files={"volcano.txt": TOY["volcano.txt"]})
+    assistant.index()
+    up = write_corpus(tmp_path / "up", {"lighthouse.txt": "The Tower of Hercules is a Roman lighthouse in A Coruña.\n", "blob.md": b"\x00\x01"})
+    app = web.build_app(assistant)
+    url, _ = web.launch(app, port=free_port())
+    try:
+        client = Client(url, verbose=False)
+        result = client.predict([handle_file(str(up / "lighthouse.txt")), handle_file(str(up / "blob.md"))], api_name="/add_documents")
+        assert {k: result[k] for k in ("files", "added", "changed", "removed", "unchanged")} == {"files": 2, "added": 1, "changed": 0, "removed": 0, "unchanged": 1}
+        assert result.keys() == {"files", "added", "changed", "removed", "unchanged", "chunks_embedded", "seconds", "refused"}
+        assert result["refused"] == [{"name": "blob.md", "reason": "binary file"}]
+        answer = client.predict("Where is the Tower of Hercules?", None, ["lighthouse.txt"], api_name="/ask")
+        assert "A Coruña" in answer["answer"] and answer["citations"][0]["source"] == "lighthouse.txt"
+    finally:
+        app.close()
