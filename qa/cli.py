@@ -122,12 +122,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         assistant.check_question(_text(args.question or "", "the question", argv=True))
     if args.rebuild:
         _build(assistant, quiet=True)
+    sources = [_text(s, "--source", argv=True) for s in args.source] if args.source else None
+    assistant.check_sources(sources)
     stale = assistant.staleness()
     if stale:
         assistant.warn(f"seeds/ changed since the index was built ({stale.describe()}); run `qa index` or pass --rebuild")
     if args.jsonl:
-        return _ask_jsonl(assistant)
-    answer = assistant.ask(args.question)
+        return _ask_jsonl(assistant, sources)
+    answer = assistant.ask(args.question, (), sources)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
@@ -135,7 +137,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ask_jsonl(assistant) -> int:
+def _ask_jsonl(assistant, sources: list[str] | None = None) -> int:
     """One JSON object in, one out, per line; a bad line gets {"error": ...} and the stream goes on.
 
     stdin is read as bytes and decoded line by line, so one line that is not UTF-8 costs only that line."""
@@ -155,7 +157,7 @@ def _ask_jsonl(assistant) -> int:
                 raise QAError("history must be a list of earlier questions")
             question = _text(row.get("question", ""), "question")
             history = [_text(h, f"history[{i}]") for i, h in enumerate(history)]
-            out = assistant.ask(question, history).to_dict()
+            out = assistant.ask(question, history, sources).to_dict()
         except ValueError as e:
             out = {"error": f"not JSON: {e}"}
         except QAError as e:
@@ -227,6 +229,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     sp.add_argument("--jsonl", action="store_true", help='read {"question", "history"} lines on stdin, answer each')
     sp.add_argument("--rebuild", action="store_true", help="bring the index up to date first")
+    sp.add_argument("--source", action="append", metavar="FILE", help="search only this indexed file (as `qa index --json` names it); repeatable")
     sp.set_defaults(run=cmd_ask)
 
     sp = sub.add_parser("eval", help="score answers against a question file (dev JSONL or SQuAD JSON)")

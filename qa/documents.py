@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
+import re
 import stat
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +17,8 @@ from .config import Settings
 from .errors import CorpusError
 from .types import Document
 
-#: Formats read as plain text; HTML and PDF have their text extracted. Others are skipped with a note.
-TEXT_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+#: Formats read as plain text; HTML, PDF and Word have their text extracted. Others are skipped with a note.
+TEXT_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 
 Warn = Callable[[str], None]
 
@@ -116,6 +120,8 @@ def _document(seed: _Seed, data: bytes) -> Document:
     pages: tuple[int, ...] = ()
     if suffix == ".pdf":
         text, pages = _pdf_text(data)
+    elif suffix == ".docx":
+        text = _docx_text(data)
     else:
         if b"\x00" in data[:8192]:
             raise ValueError("binary file")
@@ -126,7 +132,7 @@ def _document(seed: _Seed, data: bytes) -> Document:
         if suffix in (".html", ".htm"):
             text = _html_text(text)
     if not text.strip():
-        raise ValueError("no text in it" if suffix == ".pdf" else "empty file")
+        raise ValueError("no text in it" if suffix in (".pdf", ".docx") else "empty file")
     return Document(source=seed.source, text=text, sha256=seed.sha256, page_starts=pages)
 
 
@@ -186,8 +192,21 @@ def _pdf_text(data: bytes) -> tuple[str, tuple[int, ...]]:
     return "\n\n".join(parts), tuple(starts)
 
 
+def _docx_text(data: bytes) -> str:
+    """A Word file's paragraphs, one per line (python-docx reads the XML inside the zip; no macro runs)."""
+    import zipfile
+
+    import docx
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (ValueError, KeyError, zipfile.BadZipFile, docx.opc.exceptions.PackageNotFoundError) as e:
+        raise ValueError(f"unreadable Word file ({e})") from None
+    return "\n".join(p.text for p in document.paragraphs)
+
+
 def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, str] | None = None) -> list[Document]:
-    """All readable `.txt`/`.md`/`.html`/`.pdf` files under `folder`, with `source` relative to it.
+    """All readable `.txt`/`.md`/`.html`/`.pdf`/`.docx` files under `folder`, with `source` relative to it.
 
     Text files that cannot be indexed are reported through `warn` and, if given, recorded in `skipped`
     (source -> `content_hashes` value) so that an unchanged bad file does not make the index look stale.
@@ -210,7 +229,7 @@ def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, 
         if skipped is not None:
             skipped[seed.source] = seed.sha256
     if not documents:
-        raise CorpusError(f"no readable .txt, .md, .html or .pdf files in {folder}; add some and run `qa index`")
+        raise CorpusError(f"no readable .txt, .md, .html, .pdf or .docx files in {folder}; add some and run `qa index`")
     return documents
 
 
@@ -220,3 +239,114 @@ def content_hashes(folder: Path, max_bytes: int = Settings.max_file_bytes) -> di
     if not folder.is_dir():
         return {}
     return {seed.source: seed.sha256 for seed in _seeds(folder, max_bytes, lambda _: None)}
+
+
+# -- adding files from the page: safe names, never outside the folder, never over a file -------------------------
+
+#: Longest file name written, in UTF-8 bytes (file systems allow 255; room is left for a " (12)" suffix).
+NAME_BYTES = 160
+#: Characters dropped from a name: controls, bidi overrides and isolates, zero-width and other invisible format
+#: marks (a "\u202e" can make "evil\u202etxt.exe" read as "evilexe.txt"), and path or shell-hostile marks.
+_NOT_IN_NAMES = re.compile(r'[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff/\\:*?"<>|]')
+
+
+def safe_name(name: str) -> str:
+    """A file name that is safe to create in the seeds folder: no path parts, not hidden, no invisible or
+    control characters, NFC-normalised, at most NAME_BYTES long with its suffix kept; ValueError if nothing is left.
+
+    >>> safe_name("../../etc/..hidden\u202egpj.txt")
+    'hiddengpj.txt'
+    """
+    name = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    name = " ".join(_NOT_IN_NAMES.sub("", name).split()).lstrip(". ").rstrip(". ")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        raise ValueError("no usable file name")
+    suffix = "." + suffix.lower()
+    while len((stem + suffix).encode("utf-8")) > NAME_BYTES:
+        stem = stem[:-1]
+    return stem.rstrip(". ") + suffix
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An uploaded file that was not added, and why, in words for the page."""
+
+    name: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "reason": self.reason}
+
+
+def check_upload(name: str, path: Path, max_bytes: int) -> tuple[str, bytes]:
+    """(safe name, bytes) of an uploaded file that can be indexed; ValueError says why not.
+
+    The size is checked from the file's length before it is read, and at most `max_bytes + 1` bytes are read;
+    the bytes must decode the way the index reads them (not binary, UTF-8, a readable PDF or Word file).
+    """
+    safe = safe_name(name)
+    suffix = Path(safe).suffix
+    if suffix not in TEXT_SUFFIXES:
+        raise ValueError(f"only {', '.join(TEXT_SUFFIXES)} files can be added")
+    try:
+        data = _read_bytes(Path(path).parent.resolve(), Path(path), max_bytes)
+    except OSError as e:
+        raise ValueError(f"unreadable ({e.strerror or e})") from None
+    _document(_Seed(safe, suffix, data), data)
+    return safe, data
+
+
+def add_file(folder: Path, name: str, data: bytes) -> str:
+    """Write `data` as a new file directly in `folder` under `name` (already `safe_name`d), or "name (2).txt"
+    and so on if taken; returns the name used.
+
+    Written as a hidden temporary file, then hard-linked to its name, which fails rather than replace anything
+    that exists there (a file or a link); no link is followed or created, and a reader never sees half a file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    temp = f".upload-{os.getpid()}-{hashlib.sha256(data).hexdigest()[:16]}"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        stem, suffix = os.path.splitext(name)
+        for n in range(1, 1000):
+            candidate = name if n == 1 else f"{stem} ({n}){suffix}"
+            try:
+                os.link(temp, candidate, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                return candidate
+            except FileExistsError:
+                continue
+        raise ValueError(f"{name} and 998 numbered copies of it exist already")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=dir_fd)
+        os.close(dir_fd)
+
+
+def trash_file(folder: Path, source: str) -> Path:
+    """Move seeds file `source` into `.trash/` beside `folder` (same relative path, "name (2).txt" if taken);
+    returns where it went. A link is moved as the link; nothing is replaced or deleted."""
+    parts = Path(source).parts
+    if not parts or Path(source).is_absolute() or any(p in ("..", ".") or p.startswith(".") for p in parts):
+        raise ValueError(f"{source!r} is not a file of the seeds folder")
+    path = folder / source
+    trash = folder.parent / ".trash" / Path(source).parent
+    trash.mkdir(parents=True, exist_ok=True)
+    stem, suffix = os.path.splitext(path.name)
+    for n in range(1, 1000):
+        target = trash / (path.name if n == 1 else f"{stem} ({n}){suffix}")
+        try:
+            os.link(path, target, follow_symlinks=False)  # fails, rather than replaces, when the name is taken
+        except FileExistsError:
+            continue
+        os.unlink(path)
+        return target
+    raise ValueError(f"{path.name} and 998 numbered copies of it are in the trash already")

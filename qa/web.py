@@ -10,6 +10,7 @@ import contextlib
 import io
 import ipaddress
 import json
+import os
 import re
 import sys
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 import gradio as gr
 
 from .config import Settings
+from .documents import TEXT_SUFFIXES
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, SettingsError
 from .types import Answer, Citation, IndexReport, Passage
 
@@ -55,6 +57,9 @@ CSS = """
 .qa-context { white-space: pre-wrap; font-size: .9em; margin-top: .3em; padding: .5em .7em; border-radius: 6px;
   background: var(--background-fill-secondary); max-height: 28em; overflow-y: auto; }
 .qa-context mark { background: #fde68a; color: #1f2937; padding: 0 .1em; border-radius: 2px; }
+.qa-doc-text { white-space: pre-wrap; font-size: .92em; padding: .6em .8em; border-radius: 6px; max-height: 40vh;
+  overflow-y: auto; background: var(--background-fill-secondary); }
+.qa-doc-text mark { background: #fde68a; color: #1f2937; }
 .qa-meta { font-size: .8em; color: var(--body-text-color-subdued); margin-top: .6em; }
 .qa-none { font-weight: 600; }
 .qa-label { font-size: .88em; font-weight: 600; margin-top: .6em; color: var(--body-text-color-subdued); }
@@ -89,8 +94,40 @@ def _citation_html(n: int, c: Citation) -> str:
         shown = f"{escape(c.context[:a])}<mark>{quote}</mark>{escape(c.context[b:])}"
         passage = f'<details><summary>Show the passage</summary><div class="qa-context">{shown}</div></details>'
     where = f"page {c.page}, line {c.line}" if c.page else f"line {c.line}"
-    source = f'<div class="qa-source">[{n}] <code>{escape(c.source)}</code>, {where}</div>'
+    link = f'<a class="qa-open" href="{escape(source_link(c))}" target="_blank">open the document</a>'
+    source = f'<div class="qa-source">[{n}] <code>{escape(c.source)}</code>, {where} · {link}</div>'
     return f'<div class="qa-cite"><blockquote>“{quote}”</blockquote>{source}{passage}</div>'
+
+
+def source_link(c: Citation) -> str:
+    """The page's URL (relative) that opens `c`'s document at the quote: '?doc=volcano.txt&start=60&end=93&answer=75-80'."""
+    from urllib.parse import urlencode
+
+    query = {"doc": c.source, "start": c.start, "end": c.end}
+    if c.answer_span:
+        query["answer"] = f"{c.answer_span[0]}-{c.answer_span[1]}"
+    return "?" + urlencode(query)
+
+
+def source_html(assistant, query: dict) -> str:
+    """The document view a source link opens: the whole text, escaped, the quote marked and its answer in bold."""
+    source = query.get("doc")
+    if not source:
+        return ""
+    try:
+        document = assistant.document(source)
+        start, end = int(query.get("start", 0)), int(query.get("end", 0))
+        a, _, b = query.get("answer", "").partition("-")
+        span = (int(a), int(b)) if a and b else None
+    except QAError as e:
+        return f'<div class="qa-doc"><p class="qa-warn">{escape(_sentence(str(e)))}</p></div>'
+    except ValueError:
+        return '<div class="qa-doc"><p class="qa-warn">The link\'s offsets are not numbers.</p></div>'
+    text = document.text
+    if not 0 <= start <= end <= len(text) or (span and not start <= span[0] <= span[1] <= end):
+        return f'<div class="qa-doc"><p class="qa-warn">The link points outside {escape(source)} ({len(text):,} characters).</p></div>'
+    body = f'{escape(text[:start])}<mark id="qa-quote">{_marked(text[start:end], start, span)}</mark>{escape(text[end:])}'
+    return f'<div class="qa-doc"><div class="qa-label"><code>{escape(source)}</code></div><div class="qa-doc-text">{body}</div></div>'
 
 
 def _marked(text: str, offset: int, span: tuple[int, int] | None) -> str:
@@ -122,22 +159,38 @@ def _question_html(question: str) -> str:
 def index_html(assistant) -> str:
     """The side panel: what is indexed, how old the build is, and whether seeds/ has moved on since."""
     try:
-        manifest = assistant.live().data.manifest
-        stale = assistant.staleness()
+        status = assistant.status()
     except QAError as e:
         return f'<div class="qa-index"><p class="qa-warn">{escape(str(e))}</p></div>'
-    files = manifest.get("files", {})
-    rows = "".join(f'<tr><td>{escape(s)}</td><td class="n">{f["chunks"]}</td></tr>' for s, f in sorted(files.items()))
-    chunks = sum(f["chunks"] for f in files.values())
+    index, stale = status.index, status.stale
+    rows = "".join(f'<tr><td>{escape(d.source)}</td><td class="n">{d.chunks}</td></tr>' for d in index.documents)
     html = (
-        f"<p><b>{len(files)} documents</b>, {chunks} chunks<br>built {_age(manifest.get('built_at', ''))}</p>"
+        f"<p><b>{len(index.documents)} documents</b>, {index.chunks} chunks<br>built {_age(index.built_at)}</p>"
         f"<table><tr><th>document</th><th class='n'>chunks</th></tr>{rows}</table>"
     )
-    if manifest.get("skipped"):
-        html += f'<p class="qa-warn">Not readable, skipped: {escape(", ".join(sorted(manifest["skipped"])))}</p>'
+    if index.skipped:
+        html += f'<p class="qa-warn">Not readable, skipped: {escape(", ".join(f.source for f in index.skipped))}</p>'
     if stale:
         html += f'<p class="qa-warn">The documents changed since this build ({escape(stale.describe())}). Rebuild to answer from them.</p>'
     return f'<div class="qa-index">{html}</div>'
+
+
+def documents_choice(assistant, chosen: list[str] | None):
+    """The picker's choices: the indexed documents, keeping those still chosen."""
+    names = _indexed(assistant)
+    return gr.Dropdown(choices=names, value=[c for c in chosen or [] if c in names])
+
+
+def removal_choice(assistant):
+    """The remove box's choices: the indexed documents, none chosen."""
+    return gr.Dropdown(choices=_indexed(assistant), value=None)
+
+
+def _indexed(assistant) -> list[str]:
+    try:
+        return sorted(d.source for d in assistant.status().index.documents)
+    except QAError:
+        return []
 
 
 def _age(built_at: str) -> str:
@@ -186,6 +239,46 @@ def example_questions(settings: Settings, sources: set[str], limit: int = 4) -> 
         if isinstance(row, dict) and row.get("source") in sources and isinstance(row.get("q"), str):
             picked.setdefault(row["source"], row["q"])
     return list(picked.values())[:limit]
+
+
+def feedback_record(answer: Answer, history: Sequence[str]) -> dict:
+    """What `feedback.jsonl` keeps of an answer: the question, the chat's earlier questions, what was shown.
+
+    The line is also a question for `qa eval` (its `q`, `answers`, `source`, `unanswerable`): a good answer's
+    answer phrase (or quote) from its first citation is what a later index must still find.
+    """
+    first = answer.citations[0] if answer.answered and answer.citations else None
+    gold = []
+    if first:
+        a, b = first.answer_span or (first.start, first.end)
+        gold = [first.quote[a - first.start : b - first.start]]
+    return {
+        "question": answer.question,
+        "history": list(history),
+        "answered": answer.answered,
+        "citations": [c.to_dict() for c in answer.citations],
+        "q": answer.question,
+        "answers": gold,
+        "source": first.source if first else None,
+        "unanswerable": not answer.answered,
+    }
+
+
+class Feedback:
+    """feedback.jsonl beside the index: one JSON line per thumbs up or down, appended whole with one write."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def append(self, record: dict) -> None:
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
 
 
 # -- the app ---------------------------------------------------------------------------------------------------
@@ -239,29 +332,39 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
     queued endpoint through a client of its own, which cannot log in when the server needs a login.
     """
     try:
-        sources = set(assistant.live().data.manifest.get("files", {}))
+        sources = {d.source for d in assistant.status().index.documents}
     except QAError:
         sources = set()
     examples = example_questions(assistant.settings, sources)
     turns = assistant.settings.history_turns  # `asked` keeps only the questions a follow-up uses
 
-    def reply(question: str, chat: list, asked: list[str]):
-        """Echo the question at once, then answer it; `asked` holds this chat's last questions, raw."""
+    def reply(question: str, chat: list, asked: list[str], shown: dict, chosen: list[str] | None = None):
+        """Echo the question at once, then answer it; `asked` holds this chat's last questions, raw, `shown`
+        what each answer of the chat showed (for feedback), and `chosen` the documents picked to ask within
+        (none picked: all)."""
         chat = list(chat or [])
         if question.strip():
             chat.append({"role": "user", "content": _question_html(question)})
-            yield "", chat, asked
+            yield "", chat, asked, shown
         try:
-            answer = assistant.ask(question, asked)
+            answer = assistant.ask(question, asked, chosen or None)
         except QAError as e:
             chat.append({"role": "assistant", "content": f'<p class="qa-warn">{escape(_sentence(str(e)))}</p>'})
-            yield "", chat, asked
+            yield "", chat, asked, shown
             return
         chat.append({"role": "assistant", "content": answer_html(answer)})
-        yield "", chat, [*asked, answer.question][-turns:] if turns else []
+        shown = {**(shown or {}), str(len(chat) - 1): feedback_record(answer, asked)}
+        yield "", chat, [*asked, answer.question][-turns:] if turns else [], shown
 
-    def reply_to_example(chat: list, asked: list[str], evt: gr.SelectData):
-        yield from reply(evt.value["text"], chat, asked)
+    def reply_to_example(chat: list, asked: list[str], shown: dict, chosen: list[str], evt: gr.SelectData):
+        yield from reply(evt.value["text"], chat, asked, shown, chosen)
+
+    feedback = Feedback(assistant.settings.index_dir.with_name("feedback.jsonl"))
+
+    def judged(shown: dict, evt: gr.LikeData) -> None:
+        record = (shown or {}).get(str(evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index))
+        if record is not None and evt.liked in (True, False):
+            feedback.append({**record, "verdict": "good" if evt.liked else "bad"})
 
     def rebuild(progress=gr.Progress()):
         def step(done: int, total: int) -> None:
@@ -274,7 +377,52 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
             raise gr.Error(str(e)) from None
         return index_html(assistant), f"<p>{escape(_sentence(report_line(report)))}</p>"
 
-    def ask(question: str, history: list[str] | None = None) -> dict:
+    def add(files: list[str] | None, progress=gr.Progress()) -> tuple[IndexReport | None, list]:
+        """Uploaded files (gradio's temp paths, named as the visitor's files) into seeds/ and the index."""
+
+        def step(done: int, total: int) -> None:
+            if total:
+                progress((done, total), desc="Embedding the new documents", unit="texts")
+
+        uploads = [(Path(f).name, Path(f)) for f in files or []]
+        if not uploads:
+            raise gr.Error("no files given", print_exception=False)
+        try:
+            return assistant.add_documents(uploads, step)
+        except QAError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    def add_on_page(files: list[str] | None, chosen_now: list[str], progress=gr.Progress()):
+        report, refused = add(files, progress)
+        lines = [f"<p>{escape(_sentence(report_line(report)))}</p>"] if report else []
+        lines += [f'<p class="qa-warn">Not added: <code>{escape(r.name)}</code>: {escape(r.reason)}</p>' for r in refused]
+        return index_html(assistant), "".join(lines), documents_choice(assistant, chosen_now), None
+
+    def add_documents(files: list[str]) -> dict:
+        """Add files to the documents and update the index; returns what `qa index --json` prints, and `refused`:
+        each file not added with its reason (too big, binary, not UTF-8, unreadable)."""
+        report, refused = add(files)
+        keys = ("files", "added", "changed", "removed", "unchanged", "chunks_embedded", "seconds")
+        built = {k: getattr(report, k) for k in keys} if report else {}
+        return {**built, "refused": [r.to_dict() for r in refused]}
+
+    def ask_to_remove(source: str | None):
+        if not source:
+            raise gr.Error("choose a document to remove first", print_exception=False)
+        return gr.Row(visible=True), f"<p>Remove <code>{escape(source)}</code> from the index? Its file goes to <code>.trash/</code>.</p>"
+
+    def remove(source: str, chosen_now: list[str]):
+        try:
+            report = assistant.remove_document(source)
+        except QAError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        note = f"<p>Removed {escape(source)}; {escape(report_line(report))}.</p>"
+        return index_html(assistant), note, documents_choice(assistant, chosen_now), gr.Row(visible=False), removal_choice(assistant)
+
+    def open_source(request: gr.Request) -> str:
+        return source_html(assistant, dict(request.query_params))
+
+    def ask(question: str, history: list[str] | None = None, sources: list[str] | None = None) -> dict:
         """Answer a question from the local documents with verbatim, cited quotations, or say that they do not answer it.
 
         Quote each citation's `quote` word for word and cite its `source` and `line`. When `answered` is false the
@@ -283,36 +431,48 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
         Args:
             question: the question in plain words (at most 2,000 characters).
             history: earlier questions of the same conversation, oldest first, so that a follow-up such as "How old was he?" is understood; null for none.
+            sources: document file names (as the index lists them) to search within, the others ignored; null for all.
 
         Returns:
             an object, as `qa ask --json` prints it: `answered` (true or false), `answer` (the best quotation, or a sentence saying the documents do not answer), `confidence` (0 to 1), `citations` (each a `quote` copied verbatim from a document, its `source` file, `line`, `start` and `end` character offsets into that file, `answer_span` offsets of the words that answer, and `score`), and `passages` (the closest passages, each with `source`, `line` and `text`).
         """
         try:
-            return assistant.ask(question, history or []).to_dict()
+            return assistant.ask(question, history or [], sources).to_dict()
         except QAError as e:
             raise refused(str(e)) from None
 
     def check_ask(inputs: list) -> None:
-        """/ask's raw arguments, each checked once, before gradio keeps them: (question, history), nothing more."""
-        if len(inputs) != 2:
-            raise refused(f"/ask takes 2 arguments, question and history (null for none); got {len(inputs)}")
-        question, history = inputs
+        """/ask's raw arguments, each checked once, before gradio keeps them: (question, history, sources), the
+        last one optional, nothing more."""
+        if len(inputs) not in (2, 3):
+            raise refused(f"/ask takes 3 arguments, question, history (null for none) and sources (null for all; may be left out); got {len(inputs)}")
+        if len(inputs) == 2:
+            inputs.append(None)  # a caller from before sources existed: all documents (gradio wants every argument)
+        question, history, sources = inputs
         if not isinstance(question, str):
             raise refused(f"question must be a string (got {_json_kind(question)})")
         if history is not None and not (isinstance(history, list) and all(isinstance(h, str) for h in history)):
             raise refused("history must be a list of earlier questions (strings), or null")
+        if sources is not None and not (isinstance(sources, list) and all(isinstance(x, str) for x in sources)):
+            raise refused("sources must be a list of document file names (strings), or null for all")
+        for name, text in [
+            ("question", question),
+            *((f"history[{i}]", h) for i, h in enumerate(history or [])),
+            *((f"sources[{i}]", x) for i, x in enumerate(sources or [])),
+        ]:
+            _check_text(name, text)
         try:
             assistant.check_question(question)
+            assistant.check_sources(sources)
         except QAError as e:
             raise refused(str(e)) from None
-        for name, text in [("question", question), *((f"history[{i}]", h) for i, h in enumerate(history or []))]:
-            _check_text(name, text)
 
     blocks = CheckedBlocks(
         assistant.settings, mcp, title="qa: ask your documents", analytics_enabled=False, delete_cache=(UPLOAD_SECONDS, UPLOAD_SECONDS)
     )
     with blocks as app:
         asked = gr.State([])
+        shown = gr.State({})
         gr.HTML(
             "<h2 class='qa-title'>Ask your documents</h2>"
             "<p class='qa-intro'>Every answer is a sentence quoted word for word from the documents, with its "
@@ -320,6 +480,7 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
+                document_view = gr.HTML(elem_id="source-view")
                 chat = gr.Chatbot(
                     height="68vh",
                     min_height=420,
@@ -328,7 +489,7 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
                     allow_tags=False,
                     sanitize_html=True,
                     buttons=["copy", "copy_all"],
-                    feedback_options=None,
+                    feedback_options=("Like", "Dislike"),
                     examples=[{"text": q} for q in examples] or None,
                     placeholder="Ask a question about the indexed documents." + (" Or pick one:" if examples else ""),
                     show_label=False,
@@ -341,20 +502,62 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
                     autofocus=True,
                     elem_id="question",
                 )
-                gr.ClearButton([box, chat, asked], value="New chat", size="sm")
+                with gr.Row():
+                    chosen = gr.Dropdown(
+                        choices=sorted(sources),
+                        value=[],
+                        multiselect=True,
+                        label="Ask within (none chosen: all documents)",
+                        elem_id="sources",
+                        scale=4,
+                    )
+                    gr.ClearButton([box, chat, asked, shown], value="New chat", size="sm", scale=1)
             with gr.Column(scale=1, min_width=260):
                 gr.HTML("<h3 class='qa-title'>Index</h3>")
                 panel = gr.HTML(elem_id="index-panel")
                 rebuild_button = gr.Button("Rebuild index", variant="secondary", size="sm")
-                status = gr.HTML()
+                uploads = gr.File(
+                    file_count="multiple",
+                    file_types=list(TEXT_SUFFIXES),
+                    label="Add documents (drop files here)",
+                    elem_id="upload",
+                    height=120,
+                )
+                with gr.Row():
+                    doomed = gr.Dropdown(choices=sorted(sources), value=None, label="Remove a document", elem_id="remove", scale=3)
+                    remove_button = gr.Button("Remove…", size="sm", scale=1, elem_id="remove-ask")
+                with gr.Row(visible=False) as confirm_row:
+                    confirm_text = gr.HTML()
+                    confirm_button = gr.Button("Remove it", variant="stop", size="sm", elem_id="remove-confirm")
+                    cancel_button = gr.Button("Keep it", size="sm", elem_id="remove-cancel")
+                status = gr.HTML(elem_id="status")
+                report = gr.JSON(visible=False)
+                add_api = gr.Button(visible=False)
 
-        answered = box.submit(reply, [box, chat, asked], [box, chat, asked], api_visibility="private")
-        picked = chat.example_select(reply_to_example, [chat, asked], [box, chat, asked], api_visibility="private")
+        answered = box.submit(reply, [box, chat, asked, shown, chosen], [box, chat, asked, shown], api_visibility="private")
+        picked = chat.example_select(reply_to_example, [chat, asked, shown, chosen], [box, chat, asked, shown], api_visibility="private")
+        chat.like(judged, shown, None, api_visibility="private")
         for event in (answered, picked):
             event.then(lambda: index_html(assistant), None, panel, api_visibility="private")
-        chat.clear(lambda: [], None, asked, api_visibility="private")  # the chat's own trash icon
-        app.load(lambda: index_html(assistant), None, panel, api_visibility="private")
-        rebuild_button.click(rebuild, None, [panel, status], api_visibility="private", concurrency_limit=1)
+        chat.clear(lambda: ([], {}), None, [asked, shown], api_visibility="private")  # the chat's own trash icon
+
+        def refreshed(chosen_now: list[str]):
+            return index_html(assistant), documents_choice(assistant, chosen_now), removal_choice(assistant)
+
+        opened = app.load(open_source, None, document_view, api_visibility="private")
+        opened.then(None, js="() => document.querySelector('#qa-quote')?.scrollIntoView({block: 'center'})")
+        app.load(refreshed, chosen, [panel, chosen, doomed], api_visibility="private")
+        # every change of the index goes through one queue: a rebuild, an upload, a removal
+        one_at_a_time = {"api_visibility": "private", "concurrency_limit": 1, "concurrency_id": "index"}
+        rebuilt = rebuild_button.click(rebuild, None, [panel, status], **one_at_a_time)
+        uploaded = uploads.upload(add_on_page, [uploads, chosen], [panel, status, chosen, uploads], **one_at_a_time)
+        for changed in (rebuilt, uploaded):
+            changed.then(refreshed, chosen, [panel, chosen, doomed], api_visibility="private")
+        remove_button.click(ask_to_remove, doomed, [confirm_row, confirm_text], api_visibility="private")
+        cancel_button.click(lambda: gr.Row(visible=False), None, confirm_row, api_visibility="private")
+        confirm_button.click(remove, [doomed, chosen], [panel, status, chosen, confirm_row, doomed], **one_at_a_time)
+        # undocumented: a named endpoint for API clients, not an MCP tool (that is /ask alone)
+        add_api.click(add_documents, uploads, report, api_name="add_documents", api_visibility="undocumented", concurrency_limit=1, concurrency_id="index")
         gr.api(ask, api_name="ask", queue=not mcp)
         app.checks[ask] = check_ask
     return app
@@ -570,6 +773,24 @@ def _why(error: Exception) -> str:
     return str(error)
 
 
+def build_first(assistant) -> None:
+    """Bring the index up to date before serving. When that fails (a build error, a full disk) but an index was
+    built before, serve that one and say so; with no index at all, the error stands."""
+    reason, old_index = _needs_build(assistant)
+    if not reason:
+        return
+    print(f"qa: building the index first: {reason}", file=sys.stderr)
+    try:
+        report = assistant.index(_print_progress)
+    except (QAError, OSError) as e:  # the previous build is intact
+        if not old_index:
+            raise
+        print(f"\nqa: the rebuild failed ({_why(e)}); serving the index built before", file=sys.stderr)
+        return
+    print(file=sys.stderr)
+    print(f"qa: {report_line(report)}")
+
+
 def _print_progress(done: int, total: int) -> None:
     print(f"\rqa: embedding {done}/{total} texts", end="", file=sys.stderr, flush=True)
 
@@ -596,18 +817,7 @@ def serve(
         except ImportError:
             raise SettingsError("--mcp needs the MCP package: pip install 'qa[mcp]'") from None
     assistant = Assistant(settings)
-    reason, old_index = _needs_build(assistant)
-    if reason:
-        print(f"qa: building the index first: {reason}", file=sys.stderr)
-        try:
-            report = assistant.index(_print_progress)
-        except (QAError, OSError) as e:  # a build error, a full disk: the previous build is intact
-            if not old_index:
-                raise
-            print(f"\nqa: the rebuild failed ({_why(e)}); answering from the previous index", file=sys.stderr)
-        else:
-            print(file=sys.stderr)
-            print(f"qa: {report_line(report)}")
+    build_first(assistant)
     if watch:
 
         def rebuilt(report: IndexReport) -> None:

@@ -144,3 +144,116 @@ def test_example_question_then_the_rebuild_button_picks_up_a_new_file(page, serv
     expect(panel).to_contain_text("lighthouse.txt")
     expect(panel).not_to_contain_text("changed since")
     assert "lighthouse.txt" in ask(page, "Where is the Tower of Hercules?").inner_text()
+
+
+def choose(page, *sources: str) -> None:
+    """Pick documents in the 'Ask within' picker, as a visitor does: open it, click each name."""
+    for source in sources:
+        page.locator("#sources input").click()
+        page.get_by_role("option", name=source, exact=True).click()
+    page.keyboard.press("Escape")
+
+
+def test_the_document_picker_limits_answers_to_the_chosen_files(page):
+    choose(page, "valencia.txt")
+    reply = ask(page, "How old was he?")
+    assert "38 years old" in reply.locator("blockquote").first.inner_text()
+    assert "keeper.txt" not in reply.inner_text() and "valencia.txt" in reply.inner_text()
+    page.locator("#sources .token-remove, #sources [aria-label*='Remove']").first.click()
+    choose(page, "keeper.txt")
+    reply = ask(page, "How old was he?")
+    assert "67 years old" in reply.locator("blockquote").first.inner_text()
+    assert "valencia.txt" not in reply.inner_text()
+
+
+def test_upload_shows_progress_answers_from_the_new_file_and_names_a_refused_one(page, served, tmp_path):
+    from playwright.sync_api import expect
+
+    up = write_corpus(tmp_path, {"harbour.md": "The harbour of Vigo closes its gates at 22:00 every night.\n", "blob.txt": b"\x00\x01\x02"})
+    page.evaluate(
+        """() => { window.__progress = [];
+        new MutationObserver(() => { for (const e of document.querySelectorAll('.progress-text, .progress-level, .meta-text'))
+            window.__progress.push(e.textContent); }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
+    )
+    page.set_input_files("#upload input[type=file]", [str(up / "harbour.md"), str(up / "blob.txt")])
+    status = page.locator("#status")
+    expect(status).to_contain_text("1 added", timeout=60_000)
+    expect(status).to_contain_text("Not added: blob.txt: binary file")
+    assert any("Embedding the new documents" in t for t in page.evaluate("window.__progress")), page.evaluate("window.__progress")
+    expect(page.locator("#index-panel")).to_contain_text("harbour.md")
+    reply = ask(page, "When does the harbour of Vigo close its gates?")
+    assert "22:00" in reply.locator("blockquote").first.inner_text() and "harbour.md" in reply.inner_text()
+    assert not (served[0].settings.seeds_dir / "blob.txt").exists()
+
+
+def test_a_citation_opens_its_document_at_the_quote(page, browser, served):
+    from playwright.sync_api import expect
+
+    long = "Filler line about nothing in particular.\n" * 200 + "The archive of Simancas holds 80,000 bundles of papers.\n" + "More filler.\n" * 50
+    write_corpus(served[0].settings.seeds_dir, {"archive.txt": long, "trap.md": "Bundles <script>window.__pwned=9</script> of papers.\n"})
+    served[0].index()
+    reply = ask(page, "How many bundles of papers does the archive of Simancas hold?")
+    link = reply.locator("a.qa-open").first
+    with page.context.expect_page() as opened:
+        link.click()
+    view = opened.value
+    view.wait_for_selector("#qa-quote", timeout=60_000)
+    quote = view.locator("#qa-quote")
+    expect(quote).to_contain_text("The archive of Simancas holds 80,000 bundles of papers.")
+    assert "80,000" in quote.locator("b").inner_text()
+    assert view.locator("#source-view .qa-doc-text").inner_text().count("Filler line") == 200
+    view.wait_for_function("() => { const r = document.querySelector('#qa-quote').getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }")
+    url = view.url
+    assert "doc=archive.txt" in url and "start=" in url
+    direct = browser.new_page()
+    direct.goto(url.replace("archive.txt", "trap.md").split("&")[0] + "&start=0&end=7")
+    direct.wait_for_selector("#qa-quote")
+    assert direct.locator("#qa-quote").inner_text() == "Bundles" and "<script>window.__pwned=9</script>" in direct.locator("#source-view").inner_text()
+    assert direct.evaluate("window.__pwned") is None
+    direct.goto(url.split("&")[0] + "&start=0&end=999999")
+    expect(direct.locator("#source-view")).to_contain_text("The link points outside archive.txt")
+    direct.close()
+    view.close()
+
+
+def test_thumbs_up_and_down_append_the_answer_to_feedback_jsonl(page, served):
+    feedback = served[0].settings.index_dir.with_name("feedback.jsonl")
+    before = feedback.read_text().splitlines() if feedback.exists() else []
+    ask(page, "How high is Mount Etna?")
+    page.locator("#chat button[aria-label='Like']").last.click()
+    ask(page, "What is the boiling point of liquid nitrogen?")
+    page.locator("#chat button[aria-label='Dislike']").last.click()
+    for _ in range(100):  # the server writes each line as its like event arrives
+        lines = feedback.read_text().splitlines() if feedback.exists() else []
+        if len(lines) >= len(before) + 2:
+            break
+        page.wait_for_timeout(100)
+    good, bad = [json.loads(line) for line in lines[len(before) :]]
+    assert good["verdict"] == "good" and good["question"] == "How high is Mount Etna?" and good["history"] == []
+    assert good["citations"][0]["source"] == "volcano.txt" and "3,357" in good["citations"][0]["quote"] and "3,357" in good["answers"][0]
+    assert bad["verdict"] == "bad" and not bad["answered"] and bad["history"] == ["How high is Mount Etna?"]
+
+
+def test_removing_a_document_asks_first_then_moves_its_file_to_the_trash(page, served):
+    from playwright.sync_api import expect
+
+    seeds = served[0].settings.seeds_dir
+    write_corpus(seeds, {"doomed.txt": "The ferry to Ons island leaves at 09:15 from the harbour.\n"})
+    served[0].index()
+    page.reload()
+    page.wait_for_selector("#question textarea")
+    assert "doomed.txt" in ask(page, "When does the ferry to Ons island leave?").inner_text()
+    page.locator("#remove input").click()
+    page.get_by_role("option", name="doomed.txt", exact=True).click()
+    page.locator("#remove-ask").click()
+    expect(page.get_by_text("Remove doomed.txt from the index?")).to_be_visible()
+    page.locator("#remove-cancel").click()
+    expect(page.locator("#remove-confirm")).to_be_hidden()
+    assert (seeds / "doomed.txt").exists()
+    page.locator("#remove-ask").click()
+    page.locator("#remove-confirm").click()
+    expect(page.locator("#status")).to_contain_text("Removed doomed.txt", timeout=60_000)
+    expect(page.locator("#index-panel")).not_to_contain_text("doomed.txt")
+    assert not (seeds / "doomed.txt").exists()
+    assert (seeds.parent / ".trash" / "doomed.txt").read_text().startswith("The ferry to Ons island")
+    assert "doomed.txt" not in ask(page, "When does the ferry to Ons island leave?").inner_text()

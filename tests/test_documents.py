@@ -14,7 +14,7 @@ def test_reads_txt_and_md_recursively_with_relative_sources(tmp_path):
     notes = []
     docs = load_documents(tmp_path, 10_000, notes.append)
     assert [d.source for d in docs] == ["a.txt", "sub/b.md"]
-    assert notes == ["skipped c.csv: only .txt, .md, .html, .htm, .pdf files are indexed"]
+    assert notes == ["skipped c.csv: only .txt, .md, .html, .htm, .pdf, .docx files are indexed"]
 
 
 def test_bad_files_are_skipped_with_one_line_each(tmp_path):

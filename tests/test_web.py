@@ -175,6 +175,30 @@ def test_api_follow_up_uses_the_history(served):
 
 
 @pytest.mark.server
+def test_api_asks_within_the_chosen_documents(served):
+    _, client = served
+    for source, words in [("valencia.txt", "38 years old"), ("keeper.txt", "67 years old")]:
+        answer = client.predict("How old was he?", None, [source], api_name="/ask")
+        assert words in answer["answer"] and {c["source"] for c in answer["citations"]} == {source}
+    everywhere = client.predict("How high is Mount Etna?", None, None, api_name="/ask")
+    assert everywhere["citations"][0]["source"] == "volcano.txt"
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "sources, words",
+    [([], "no document chosen"), (["nope.txt"], "not an indexed document: nope.txt"), ("volcano.txt", "sources must be a list"), ([3], "sources must be a list")],
+)
+def test_api_refuses_a_bad_choice_of_documents(served, sources, words):
+    from gradio_client.exceptions import AppError
+
+    _, client = served
+    with pytest.raises(AppError) as error:
+        client.predict("How high is Mount Etna?", None, sources, api_name="/ask")
+    assert words in str(error.value)
+
+
+@pytest.mark.server
 @pytest.mark.parametrize(
     "question, history, words",
     [("", None, "the question is empty"), ("y" * 100_000, None, "the limit is 2,000"), ("Why?", "not a list", "history must be a list")],
@@ -255,9 +279,11 @@ def test_api_names_the_argument_that_is_wrong(served, args, words):
 def test_raw_calls_with_wrong_arguments_get_a_message_and_one_log_line(tmp_path):
     server, url = start_server(tmp_path)
     calls = [
-        ('{"data": []}', "/ask takes 2 arguments, question and history (null for none); got 0"),
+        ('{"data": []}', "/ask takes 3 arguments, question, history (null for none) and sources (null for all; may be left out); got 0"),
         ('{"data": ["How high is Mount Etna?"]}', "got 1"),
-        ('{"data": ["How high is Mount Etna?", null, "extra"]}', "got 3"),
+        ('{"data": ["How high is Mount Etna?", null, null, "extra"]}', "got 4"),
+        ('{"data": ["How high is Mount Etna?", null, "volcano.txt"]}', "sources must be a list of document file names"),
+        ('{"data": ["How high is Mount Etna?", null, ["\\udc80"]]}', "sources[0] holds a lone surrogate (U+DC80)"),
         ('{"data": ["\\ud800", null]}', "question holds a lone surrogate (U+D800)"),
         ('{"data": ["How high?", ["\\udbff"]]}', "history[0] holds a lone surrogate (U+DBFF)"),
         ('{"data": [7, null]}', "question must be a string (got a number)"),
@@ -432,7 +458,7 @@ def test_serve_answers_from_the_old_index_when_the_rebuild_at_start_fails(tmp_pa
         stop_server(server)
     log = (tmp_path / "stderr.txt").read_text()
     failed = [line for line in log.splitlines() if "rebuild failed" in line]
-    assert len(failed) == 1 and failed[0].startswith("qa: ") and words in failed[0] and "previous index" in failed[0], log
+    assert len(failed) == 1 and failed[0].startswith("qa: ") and words in failed[0] and "serving the index built before" in failed[0], log
     assert "Traceback" not in log
 
 
@@ -482,3 +508,26 @@ def test_on_all_interfaces_the_page_and_api_need_a_login(tmp_path):
             assert answer["citations"][0]["source"] == "volcano.txt"
     finally:
         stop_server(server)
+
+
+@pytest.mark.server
+def test_api_add_documents_returns_the_index_report_and_each_refusal(tmp_path, embedder):
+    from gradio_client import Client, handle_file
+
+    from qa import web
+
+    assistant = make_assistant(tmp_path, embedder, files={"volcano.txt": TOY["volcano.txt"]})
+    assistant.index()
+    up = write_corpus(tmp_path / "up", {"lighthouse.txt": "The Tower of Hercules is a Roman lighthouse in A Coruña.\n", "blob.md": b"\x00\x01"})
+    app = web.build_app(assistant)
+    url, _ = web.launch(app, port=free_port())
+    try:
+        client = Client(url, verbose=False)
+        result = client.predict([handle_file(str(up / "lighthouse.txt")), handle_file(str(up / "blob.md"))], api_name="/add_documents")
+        assert {k: result[k] for k in ("files", "added", "changed", "removed", "unchanged")} == {"files": 2, "added": 1, "changed": 0, "removed": 0, "unchanged": 1}
+        assert result.keys() == {"files", "added", "changed", "removed", "unchanged", "chunks_embedded", "seconds", "refused"}
+        assert result["refused"] == [{"name": "blob.md", "reason": "binary file"}]
+        answer = client.predict("Where is the Tower of Hercules?", None, ["lighthouse.txt"], api_name="/ask")
+        assert "A Coruña" in answer["answer"] and answer["citations"][0]["source"] == "lighthouse.txt"
+    finally:
+        app.close()
