@@ -1,0 +1,608 @@
+"""PgStore: the index in PostgreSQL with pgvector, for corpora past one process's memory and for several chat
+servers sharing one index. `--index postgresql://user@host/db` (or `postgresql://user@/db?host=/run/postgresql`
+for a Unix socket) picks it; psycopg is imported only then.
+
+Tables (all `qa_*`, in the connection's schema):
+    qa_manifest             one row: format version, settings, dimension, built_at, skipped files, commit id
+    qa_documents            id, source, sha256, size, mtime_ns, unit and chunk counts, text, page_starts
+    qa_units / qa_chunks    id, offsets, BM25 length, vector(d) under an HNSW index (inner product)
+    qa_*_postings           (unit, term, tf, length): BM25 scored in SQL with bm25s's formula and numbers
+    qa_stats                per level: rows and total BM25 length (N and the average length)
+A row's id in the database is `document << 24 | position`, so a document's rows are one id range (deleted by
+one range scan) and keep their ids while other files change. A snapshot numbers documents and rows 0.. in id
+order, as the interface asks. Every `update` is one transaction, and a snapshot is one repeatable-read
+transaction: readers see the old commit or the new one, never a mix. A build holds an advisory lock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+
+from .errors import IndexBusyError, IndexMismatchError, IndexMissingError, QAError
+from .lexical import tokenize
+from .store import CHUNKS, LEVELS, UNITS, IndexStore, Snapshot, ef_search, _mismatch as mismatch_message
+from .types import CHUNK_ROW, KINDS, UNIT_ROW, Changes, DocumentStatus, Document, Hits, IndexedDocument, IndexStatus, SkippedFile
+
+#: Format of the tables; a database holding another one is rebuilt by `qa index`, refused by readers.
+FORMAT_VERSION = 1
+SCHEMES = ("postgresql://", "postgres://")
+#: Position bits of a row id: a document holds up to 2^24 units (the 20 MB file limit stays far below).
+POSITION_BITS = 24
+#: bm25s's defaults (its 'lucene' variant), which the folder store uses: the same numbers, the same ranking.
+K1, B = 1.5, 0.75
+#: Up to this many rows a dense search reads them all, exactly (as the folder store's flat index); HNSW beyond.
+EXACT_LIMIT = 20_000
+#: HNSW graph degree and build breadth (the folder store's M and EF_CONSTRUCTION).
+HNSW_M, HNSW_EF_CONSTRUCTION = 32, 200
+#: Seconds to wait for a server before saying it cannot be reached.
+CONNECT_TIMEOUT = 10
+#: A rebuild that must change the tables waits this long for readers' snapshots to let go of them.
+DDL_LOCK_TIMEOUT = "5s"
+#: Any 64-bit number, the same for every qa: the advisory lock a build holds in its database.
+LOCK_KEY = int.from_bytes(b"qa-index", "big")
+#: Document texts a snapshot keeps after reading them for a citation.
+TEXT_CACHE = 256
+_TABLES = {UNITS: "qa_units", CHUNKS: "qa_chunks"}
+
+
+class DatabaseError(QAError):
+    """The PostgreSQL index cannot be used as configured."""
+
+
+class DatabaseUnreachableError(DatabaseError):
+    """No PostgreSQL server answers at the URL, or its database does not exist."""
+
+
+class DatabaseLoginError(DatabaseError):
+    """The server refused the user name or password."""
+
+
+class VectorExtensionError(DatabaseError):
+    """The database has no usable pgvector (`vector` extension, 0.8 or later)."""
+
+
+def is_url(index: object) -> bool:
+    """Whether an --index value names a PostgreSQL database rather than a folder."""
+    return str(index).startswith(SCHEMES)
+
+
+def shown(url: str) -> str:
+    """The URL with its password hidden, for messages: postgresql://qa:secret@db/x -> postgresql://qa:***@db/x."""
+    return re.sub(r"(://[^:/@?]*):[^@/?]+@", r"\1:***@", url)
+
+
+def _connection_error(url: str, error: Exception) -> DatabaseError:
+    """A connection failure as one line a user can act on (libpq gives no SQLSTATE before a session exists)."""
+    text = str(error)
+    reason = text.splitlines()[0].split("FATAL:", 1)[-1].strip().removeprefix("connection failed: ")
+    if re.search(r"password|authentication|role \".*\" does not exist|pg_hba\.conf", text):
+        return DatabaseLoginError(
+            f"PostgreSQL at {shown(url)} refused the login ({reason}); check the user and password in the URL"
+            " (or PGPASSWORD, ~/.pgpass)"
+        )
+    if re.search(r"database \".*\" does not exist", text):
+        return DatabaseUnreachableError(f"{reason} at {shown(url)}; create it (createdb) or fix the URL given to --index")
+    return DatabaseUnreachableError(f"cannot reach PostgreSQL at {shown(url)} ({reason}); start the server or fix the --index URL")
+
+
+def connect(url: str, *, reader: bool = False):
+    """A psycopg connection: autocommit for a build (its transactions are explicit blocks); for a reader, one
+    read-only repeatable-read transaction from the first query on."""
+    import psycopg
+
+    try:
+        conn = psycopg.connect(url, autocommit=not reader, connect_timeout=CONNECT_TIMEOUT, application_name="qa")
+    except psycopg.ProgrammingError as e:
+        raise DatabaseUnreachableError(f"--index {shown(url)} is not a PostgreSQL URL ({str(e).strip()})") from None
+    except psycopg.OperationalError as e:
+        raise _connection_error(url, e) from None
+    if reader:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+    return conn
+
+
+def _vector_types(conn, url: str, create: bool) -> None:
+    """Register pgvector's types on `conn`, creating the extension first when `create` (a build); refuse a
+    database where it is missing or older than 0.8 (iterative index scans)."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    advice = "ask its administrator to run `CREATE EXTENSION vector;` in it (pgvector 0.8 or later)"
+    if create:
+        try:
+            with conn.transaction():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except psycopg.Error as e:
+            reason = (e.diag.message_primary or str(e)).strip()
+            raise VectorExtensionError(f"the database at {shown(url)} has no `vector` extension ({reason}); {advice}") from None
+    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    if row is None:
+        raise VectorExtensionError(f"the database at {shown(url)} has no `vector` extension; {advice}")
+    if tuple(int(x) for x in re.findall(r"\d+", row[0])[:2]) < (0, 8):
+        raise VectorExtensionError(f"the database at {shown(url)} has pgvector {row[0]}; qa needs 0.8 or later: run `ALTER EXTENSION vector UPDATE;`")
+    register_vector(conn)
+
+
+def _schema(dimension: int) -> list[str]:
+    statements = [
+        """CREATE TABLE qa_manifest (
+            id int PRIMARY KEY CHECK (id = 1), format_version int NOT NULL, settings jsonb NOT NULL,
+            dimension int NOT NULL, built_at text NOT NULL, skipped jsonb NOT NULL, commit text NOT NULL)""",
+        """CREATE TABLE qa_documents (
+            id bigint PRIMARY KEY, source text NOT NULL UNIQUE, sha256 text NOT NULL, size bigint NOT NULL,
+            mtime_ns bigint NOT NULL, units int NOT NULL, chunks int NOT NULL, text text NOT NULL,
+            page_starts int[] NOT NULL)""",
+        "CREATE SEQUENCE qa_document_ids",
+        "CREATE TABLE qa_stats (level text PRIMARY KEY, texts bigint NOT NULL, length bigint NOT NULL)",
+        f"INSERT INTO qa_stats VALUES ('{UNITS}', 0, 0), ('{CHUNKS}', 0, 0)",
+        f"""CREATE TABLE qa_units (
+            id bigint PRIMARY KEY, start int NOT NULL, "end" int NOT NULL, kind smallint NOT NULL,
+            context_start int NOT NULL, context_end int NOT NULL, length int NOT NULL,
+            embedding vector({dimension}) NOT NULL)""",
+        f"""CREATE TABLE qa_chunks (
+            id bigint PRIMARY KEY, start int NOT NULL, "end" int NOT NULL, first bigint NOT NULL,
+            last bigint NOT NULL, length int NOT NULL, embedding vector({dimension}) NOT NULL)""",
+    ]
+    for table in _TABLES.values():
+        statements.append(
+            f"""CREATE TABLE {table}_postings (
+                unit bigint NOT NULL, term text NOT NULL, tf int NOT NULL, length int NOT NULL,
+                PRIMARY KEY (unit, term))"""
+        )
+    return statements
+
+
+def _search_indexes() -> list[str]:
+    """Built after a first load's rows are in, which is much faster than growing them row by row."""
+    statements = ["CREATE INDEX qa_chunks_first ON qa_chunks (first)"]
+    for table in _TABLES.values():
+        statements += [
+            f"""CREATE INDEX {table}_embedding ON {table} USING hnsw (embedding vector_ip_ops)
+                WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})""",
+            # (term, unit): a term's postings in id order, so "does document d hold t" is one range probe
+            f"CREATE INDEX {table}_postings_term ON {table}_postings (term, unit) INCLUDE (tf, length)",
+        ]
+    return statements
+
+
+_ALL_TABLES = ("qa_manifest", "qa_documents", "qa_stats", "qa_units", "qa_chunks", "qa_units_postings", "qa_chunks_postings")
+
+
+def _manifest(conn, url: str) -> tuple:
+    """(format_version, settings, dimension, built_at, skipped, commit); refuse a missing index or one of
+    another format, with the folder store's message."""
+    missing = IndexMissingError(f"no index in {shown(url)}; run `qa index --index {shown(url)}` to build it")
+    if conn.execute("SELECT to_regclass('qa_manifest')").fetchone()[0] is None:
+        raise missing
+    try:
+        row = conn.execute("SELECT format_version, settings, dimension, built_at, skipped, commit FROM qa_manifest").fetchone()
+    except Exception as e:  # a table of another qa version: other columns
+        import psycopg
+
+        if not isinstance(e, psycopg.errors.UndefinedColumn):
+            raise
+        row = (None,)
+    if row is None:
+        raise missing
+    if row[0] != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"index was written by another version of qa (index format {row[0]}, now {FORMAT_VERSION}); run `qa index` to rebuild it"
+        )
+    return row
+
+
+def _status(conn, url: str) -> IndexStatus:
+    version, settings, dimension, built_at, skipped, commit = _manifest(conn, url)
+    documents = tuple(
+        DocumentStatus(*row)
+        for row in conn.execute("SELECT source, sha256, size, mtime_ns, units, chunks FROM qa_documents ORDER BY id")
+    )
+    return IndexStatus(
+        commit=commit,
+        format_version=version,
+        settings=settings,
+        dimension=dimension,
+        built_at=built_at,
+        documents=documents,
+        skipped=tuple(SkippedFile(**s) for s in skipped),
+        details={"store": "postgresql", "database": shown(url)},
+    )
+
+
+def _tsv(rows: Iterable[tuple]) -> str:
+    """Rows as COPY text; every value here is a number or a BM25 term (word characters: no tab or backslash)."""
+    return "".join("\t".join(map(str, row)) + "\n" for row in rows)
+
+
+def _postings(unit: int, text: str) -> tuple[int, list[tuple]]:
+    """BM25 length and (unit, term, tf, length) rows of one text. An empty text has length 1, as in bm25s
+    (which indexes it as one empty token): N and the average length then match its."""
+    tokens = tokenize(text)
+    counts: dict[str, int] = {}
+    for t in tokens:
+        counts[t] = counts.get(t, 0) + 1
+    length = max(len(tokens), 1)
+    return length, [(unit, t, tf, length) for t, tf in counts.items()]
+
+
+class PgStore(IndexStore):
+    """The index in one PostgreSQL database (with pgvector), shared by every process that names its URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._writer = None  # the build's connection while `lock()` is held
+        self._control = None  # short queries (commit id, status), one at a time
+        self._control_lock = threading.Lock()
+        self._open: list[PgSnapshot] = []
+
+    def __repr__(self) -> str:
+        return f"PgStore({shown(self.url)!r})"
+
+    @contextmanager
+    def lock(self):
+        """Holds the database's advisory lock on the build's connection; a second build refuses at once. The
+        lock is the session's, so a killed build lets go of it with its connection."""
+        conn = connect(self.url)
+        try:
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+                raise IndexBusyError(f"another `qa index` is building {shown(self.url)} right now; wait for it to finish")
+            self._writer = conn
+            yield self
+        finally:
+            self._writer = None
+            conn.close()
+
+    def _query(self, fn):
+        """Run fn(connection) on the control connection, reconnecting once if the server dropped it."""
+        import psycopg
+
+        with self._control_lock:
+            for attempt in (0, 1):
+                if self._control is None or self._control.closed:
+                    self._control = connect(self.url)
+                try:
+                    return fn(self._control)
+                except psycopg.OperationalError as e:
+                    self._control.close()
+                    if attempt:
+                        raise _connection_error(self.url, e) from None
+
+    def commit_id(self) -> str:
+        return self._query(lambda conn: _manifest(conn, self.url)[5])
+
+    def status(self) -> IndexStatus:
+        return self._query(lambda conn: _status(conn, self.url))
+
+    def open(self, key: dict) -> "PgSnapshot":
+        snapshot = PgSnapshot(self.url, key)
+        # keep the one it replaces open for questions still reading it; close the older ones
+        self._open.append(snapshot)
+        while len(self._open) > 2:
+            self._open.pop(0).close()
+        return snapshot
+
+    def close(self) -> None:
+        for snapshot in self._open:
+            snapshot.close()
+        self._open.clear()
+        if self._control is not None:
+            self._control.close()
+
+    # -- writing ------------------------------------------------------------------------------------------
+
+    def update(self, key: dict, changes: Changes) -> IndexStatus:
+        """One transaction: make or clear the tables as needed, delete the removed and replaced files' rows,
+        insert the new ones, write the manifest. Readers' snapshots go on seeing the commit they opened."""
+        if self._writer is None:
+            with self.lock():
+                return self.update(key, changes)
+        import psycopg
+
+        conn = self._writer
+        try:
+            with conn.transaction():
+                _vector_types(conn, self.url, create=True)
+                fresh = self._prepare(key, changes)
+                for source in [*changes.removed, *(u.document.source for u in changes.upserts)]:
+                    self._delete(source)
+                for upsert in changes.upserts:
+                    self._insert(upsert)
+                if fresh:
+                    for statement in _search_indexes():
+                        conn.execute(statement)
+                commit = uuid.uuid4().hex
+                conn.execute(
+                    "UPDATE qa_manifest SET settings = %s, built_at = %s, skipped = %s, commit = %s",
+                    (json.dumps(key), time.strftime("%Y-%m-%dT%H:%M:%S%z"), json.dumps([s.__dict__ for s in changes.skipped]), commit),
+                )
+        except psycopg.errors.LockNotAvailable:
+            raise IndexBusyError(
+                f"qa processes are reading {shown(self.url)} with other settings; stop them (qa serve), then run `qa index` again"
+            ) from None
+        except psycopg.errors.InsufficientPrivilege as e:
+            raise DatabaseError(f"the database user cannot write the index in {shown(self.url)} ({e.diag.message_primary}); grant it CREATE on the schema") from None
+        except psycopg.OperationalError as e:
+            raise _connection_error(self.url, e) from None
+        if fresh:
+            for table in _ALL_TABLES:  # planner statistics, and the visibility map for index-only scans
+                conn.execute(f"VACUUM (ANALYZE) {table}")
+        return _status(conn, self.url)
+
+    def _prepare(self, key: dict, changes: Changes) -> bool:
+        """Make the tables if there are none, or they are of another format or dimension (DDL, which waits
+        DDL_LOCK_TIMEOUT for readers); empty them for a rebuild. True when they were made anew, without their
+        search indexes yet."""
+        conn = self._writer
+        dimension = next((int(u.unit_vectors.shape[1]) for u in changes.upserts if len(u.unit_vectors)), None)
+        try:
+            stored = _manifest(conn, self.url)[2]
+        except (IndexMissingError, IndexMismatchError):
+            stored = None
+        if stored is not None and dimension in (None, stored):
+            if changes.rebuild:
+                for table in _ALL_TABLES[1:]:
+                    conn.execute(f"DELETE FROM {table}" if table != "qa_stats" else "UPDATE qa_stats SET texts = 0, length = 0")
+            return False
+        if dimension is None:
+            raise IndexMissingError(f"no index in {shown(self.url)} and nothing to put in one; add documents and run `qa index`")
+        conn.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+        for table in _ALL_TABLES:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute("DROP SEQUENCE IF EXISTS qa_document_ids")
+        for statement in _schema(dimension):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO qa_manifest VALUES (1, %s, %s, %s, '', '[]', '')",
+            (FORMAT_VERSION, json.dumps(key), dimension),
+        )
+        return True
+
+    def _delete(self, source: str) -> None:
+        conn = self._writer
+        row = conn.execute("DELETE FROM qa_documents WHERE source = %s RETURNING id", (source,)).fetchone()
+        if row is None:
+            return
+        lo, hi = row[0] << POSITION_BITS, (row[0] + 1) << POSITION_BITS
+        for level, table in _TABLES.items():
+            texts, length = conn.execute(
+                f"""WITH gone AS (DELETE FROM {table} WHERE id >= %s AND id < %s RETURNING length)
+                    SELECT count(*), coalesce(sum(length), 0) FROM gone""",
+                (lo, hi),
+            ).fetchone()
+            conn.execute(f"DELETE FROM {table}_postings WHERE unit >= %s AND unit < %s", (lo, hi))
+            conn.execute("UPDATE qa_stats SET texts = texts - %s, length = length - %s WHERE level = %s", (texts, length, level))
+
+    def _insert(self, upsert: IndexedDocument) -> None:
+        conn = self._writer
+        doc = upsert.document
+        (number,) = conn.execute("SELECT nextval('qa_document_ids')").fetchone()
+        base = number << POSITION_BITS
+        conn.execute(
+            "INSERT INTO qa_documents VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (number, doc.source, doc.sha256, upsert.size, upsert.mtime_ns, len(upsert.units), len(upsert.chunks), doc.text, list(doc.page_starts)),
+        )
+        unit_rows = [
+            (base + i, u.start, u.end, KINDS.index(u.kind), u.context_start, u.context_end) for i, u in enumerate(upsert.units)
+        ]
+        chunk_rows = [(base + i, c.start, c.end, base + c.first, base + c.last) for i, c in enumerate(upsert.chunks)]
+        texts = {UNITS: [u.text for u in upsert.units], CHUNKS: [c.text for c in upsert.chunks]}
+        vectors = {UNITS: upsert.unit_vectors, CHUNKS: upsert.chunk_vectors}
+        columns = {UNITS: 'id, start, "end", kind, context_start, context_end', CHUNKS: 'id, start, "end", first, last'}
+        types = {UNITS: ["int8", "int4", "int4", "int2", "int4", "int4"], CHUNKS: ["int8", "int4", "int4", "int8", "int8"]}
+        for level, rows in ((UNITS, unit_rows), (CHUNKS, chunk_rows)):
+            table, postings, total = _TABLES[level], [], 0
+            with conn.cursor().copy(f"COPY {table} ({columns[level]}, length, embedding) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([*types[level], "int4", "vector"])
+                for row, text, vector in zip(rows, texts[level], vectors[level], strict=True):
+                    length, unit_postings = _postings(row[0], text)
+                    total += length
+                    postings += unit_postings
+                    copy.write_row((*row, length, np.asarray(vector, dtype=np.float32)))
+            with conn.cursor().copy(f"COPY {table}_postings (unit, term, tf, length) FROM STDIN") as copy:
+                copy.write(_tsv(postings))
+            conn.execute("UPDATE qa_stats SET texts = texts + %s, length = length + %s WHERE level = %s", (len(rows), total, level))
+
+
+class PgSnapshot(Snapshot):
+    """One commit of the database index: a read-only repeatable-read transaction, held while the snapshot
+    is in use. Its documents are numbered 0.. in id order, its rows 0.. document after document."""
+
+    def __init__(self, url: str, key: dict):
+        self.url = url
+        self._lock = threading.Lock()
+        self._texts: OrderedDict[int, Document] = OrderedDict()
+        self._conn = connect(url, reader=True)
+        try:
+            self.status = _status(self._conn, url)
+            if self.status.settings != key:
+                raise IndexMismatchError(mismatch_message(self.status.settings, key))
+            _vector_types(self._conn, url, create=False)
+            rows = self._conn.execute("SELECT id, units, chunks FROM qa_documents ORDER BY id").fetchall()
+            self._stats = {level: (n, length) for level, n, length in self._conn.execute("SELECT level, texts, length FROM qa_stats")}
+        except BaseException:
+            self._conn.close()
+            raise
+        self._doc_ids = np.array([r[0] for r in rows], dtype=np.int64)
+        self._offsets = {
+            level: np.concatenate([[0], np.cumsum([r[i] for r in rows], dtype=np.int64)]).astype(np.int64)
+            for level, i in ((UNITS, 1), (CHUNKS, 2))
+        }
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- ids: the snapshot's 0.. numbers and the database's document << 24 | position -------------------------
+
+    def _to_db(self, level: str, ids) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        offsets = self._offsets[level]
+        d = np.searchsorted(offsets, ids, side="right") - 1
+        return (self._doc_ids[d] << POSITION_BITS) | (ids - offsets[d])
+
+    def _from_db(self, level: str, ids) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        d = np.searchsorted(self._doc_ids, ids >> POSITION_BITS)
+        return self._offsets[level][d] + (ids & ((1 << POSITION_BITS) - 1))
+
+    def _docs_db(self, documents) -> list[int]:
+        return self._doc_ids[np.asarray(documents, dtype=np.int64)].tolist()
+
+    def _sources_db(self, sources: Collection[str] | None) -> list[int] | None:
+        if sources is None:
+            return None
+        wanted = set(sources)
+        return [int(self._doc_ids[d]) for d, s in enumerate(self.status.documents) if s.source in wanted]
+
+    def _fetch(self, sql: str, params=()) -> list[tuple]:
+        import psycopg
+
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except psycopg.OperationalError as e:
+                raise _connection_error(self.url, e) from None
+
+    # -- the interface ------------------------------------------------------------------------------------
+
+    def document(self, d: int) -> Document:
+        with self._lock:
+            cached = self._texts.get(d)
+            if cached is not None:
+                self._texts.move_to_end(d)
+                return cached
+        ((source, text, sha256, pages),) = self._fetch(
+            "SELECT source, text, sha256, page_starts FROM qa_documents WHERE id = %s", (int(self._doc_ids[d]),)
+        )
+        document = Document(source, text, sha256, tuple(pages))
+        with self._lock:
+            self._texts[d] = document
+            while len(self._texts) > TEXT_CACHE:
+                self._texts.popitem(last=False)
+        return document
+
+    def size(self, level: str) -> int:
+        return int(self._offsets[level][-1])
+
+    def rows(self, level: str, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros(len(ids), dtype=UNIT_ROW if level == UNITS else CHUNK_ROW)
+        if not len(ids):
+            return out
+        db = self._to_db(level, ids)
+        columns = 'start, "end", kind, context_start, context_end' if level == UNITS else 'start, "end", first, last'
+        found = {r[0]: r[1:] for r in self._fetch(f"SELECT id, {columns} FROM {_TABLES[level]} WHERE id = ANY(%s)", (db.tolist(),))}
+        values = np.array([found[i] for i in db.tolist()], dtype=np.int64)
+        out["document"] = np.searchsorted(self._doc_ids, db >> POSITION_BITS)
+        out["start"], out["end"] = values[:, 0], values[:, 1]
+        if level == UNITS:
+            out["kind"], out["context_start"], out["context_end"] = values[:, 2], values[:, 3], values[:, 4]
+        else:
+            out["first"], out["last"] = self._from_db(UNITS, values[:, 2]), self._from_db(UNITS, values[:, 3] - 1) + 1
+        return out
+
+    def vectors(self, level: str, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        db = self._to_db(level, ids)
+        found = dict(self._fetch(f"SELECT id, embedding FROM {_TABLES[level]} WHERE id = ANY(%s)", (db.tolist(),)))
+        if not found:
+            return np.zeros((0, self.status.dimension), dtype=np.float32)
+        return np.stack([found[i].to_numpy() for i in db.tolist()]).astype(np.float32, copy=False)
+
+    def search_dense(self, level: str, vector: np.ndarray, k: int, sources: Collection[str] | None = None) -> Hits:
+        """Exact while the rows searched are few (EXACT_LIMIT), HNSW beyond, with ef_search by size as the folder
+        store, and iterative scans so that a filter by source, or rows deleted but not yet vacuumed, cannot
+        leave the result short of k."""
+        table, vector = _TABLES[level], np.asarray(vector, dtype=np.float32)
+        docs = self._sources_db(sources)
+        rows_searched = self.size(level) if docs is None else self._rows_of(level, docs)
+        where = "" if docs is None else f"WHERE (id >> {POSITION_BITS}) = ANY(%(docs)s)"
+        params = {"v": vector, "k": int(k), "docs": docs, "ef": str(ef_search(self.size(level)))}
+        if rows_searched <= EXACT_LIMIT:
+            sql = f"""WITH scored AS MATERIALIZED (SELECT id, embedding <#> %(v)s AS distance FROM {table} {where})
+                      SELECT id, -distance FROM scored ORDER BY distance, id LIMIT %(k)s"""
+            return self._hits(level, self._fetch(sql, params))
+        with self._lock:
+            conn = self._conn
+            conn.execute("SELECT set_config('hnsw.ef_search', %(ef)s, true), set_config('hnsw.iterative_scan', 'strict_order', true)", params)
+            rows = conn.execute(f"SELECT id, -(embedding <#> %(v)s) FROM {table} {where} ORDER BY embedding <#> %(v)s LIMIT %(k)s", params).fetchall()
+        return self._hits(level, sorted(rows, key=lambda r: (-r[1], r[0])))
+
+    def _rows_of(self, level: str, docs: list[int]) -> int:
+        d = np.searchsorted(self._doc_ids, np.asarray(docs, dtype=np.int64))
+        offsets = self._offsets[level]
+        return int((offsets[d + 1] - offsets[d]).sum())
+
+    def _hits(self, level: str, rows: list[tuple]) -> Hits:
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        return Hits(self._from_db(level, ids), np.array([r[1] for r in rows], dtype=np.float32))
+
+    def search_lexical(self, level: str, weights: Mapping[str, float], k: int, sources: Collection[str] | None = None) -> Hits:
+        """BM25 in SQL over the term postings: idf ln(1 + (N - df + 0.5) / (df + 0.5)) times
+        tf / (tf + k1 (1 - b + b length / average length)), as bm25s computes it; best first, ties by id."""
+        n, total = self._stats[level]
+        docs = self._sources_db(sources)
+        if not weights or not n or docs == []:
+            return self._hits(level, [])
+        where = "" if docs is None else f"WHERE (t.unit >> {POSITION_BITS}) = ANY(%(docs)s)"
+        table = _TABLES[level]
+        rows = self._fetch(
+            f"""WITH q(term, weight) AS (SELECT * FROM unnest(%(terms)s::text[], %(weights)s::float8[])),
+                df AS (SELECT q.term, q.weight, count(*) AS df FROM q JOIN {table}_postings t USING (term) GROUP BY q.term, q.weight)
+                SELECT t.unit, sum(df.weight * ln(1 + (%(n)s - df.df + 0.5) / (df.df + 0.5))
+                                   * t.tf / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * t.length / %(avg)s))) AS score
+                FROM df JOIN {table}_postings t USING (term) {where}
+                GROUP BY t.unit HAVING sum(df.weight) > 0 ORDER BY score DESC, t.unit LIMIT %(k)s""",
+            {"terms": list(weights), "weights": [float(w) for w in weights.values()], "n": n, "avg": total / n,
+             "k1": K1, "b": B, "k": int(k), "docs": docs},
+        )
+        return self._hits(level, rows)
+
+    def idf(self, level: str, terms: Collection[str]) -> dict[str, float]:
+        n = self._stats[level][0]
+        terms = list(terms)
+        df = dict(self._fetch(f"SELECT term, count(*) FROM {_TABLES[level]}_postings WHERE term = ANY(%s) GROUP BY term", (terms,)))
+        return {t: float(np.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))) for t in terms}
+
+    def terms(self, level: str, ids: Sequence[int] | np.ndarray) -> list[frozenset[str]]:
+        db = self._to_db(level, ids)
+        found = dict(self._fetch(f"SELECT unit, array_agg(term) FROM {_TABLES[level]}_postings WHERE unit = ANY(%s) GROUP BY unit", (db.tolist(),)))
+        return [frozenset(found.get(i, ())) for i in db.tolist()]
+
+    def documents_holding(self, terms: Collection[str], documents: Sequence[int] | np.ndarray) -> dict[str, set[int]]:
+        documents = np.asarray(documents, dtype=np.int64)
+        terms = list(terms)
+        found = self._fetch(
+            f"""SELECT q.term, d.id FROM unnest(%s::text[]) q(term), unnest(%s::bigint[]) d(id)
+                WHERE EXISTS (SELECT 1 FROM qa_chunks_postings p WHERE p.term = q.term
+                              AND p.unit >= d.id << {POSITION_BITS} AND p.unit < (d.id + 1) << {POSITION_BITS})""",
+            (terms, self._docs_db(documents)),
+        )
+        holding: dict[str, set[int]] = {t: set() for t in terms}
+        for term, doc in found:
+            holding[term].add(int(np.searchsorted(self._doc_ids, doc)))
+        return holding
+
+    def containing_chunks(self, units: Sequence[int] | np.ndarray) -> list[list[int]]:
+        """Chunks are runs of units in order, at most 8 of them overlapping one unit (Settings.chunk_overlap < 8):
+        the last few chunks starting at or before the unit, in its document, that end after it."""
+        db = self._to_db(UNITS, units)
+        rows = self._fetch(
+            f"""SELECT u.id, c.id FROM unnest(%s::bigint[]) u(id), LATERAL (
+                    SELECT id, last FROM qa_chunks WHERE first <= u.id AND first >= (u.id >> {POSITION_BITS}) << {POSITION_BITS}
+                    ORDER BY first DESC LIMIT 9) c
+                WHERE c.last > u.id ORDER BY u.id, c.id DESC""",
+            (db.tolist(),),
+        )
+        held: dict[int, list[int]] = {}
+        for unit, chunk in rows:
+            held.setdefault(unit, []).append(chunk)
+        return [self._from_db(CHUNKS, held.get(u, [])).tolist() for u in db.tolist()]
