@@ -18,7 +18,7 @@ from .embedding import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, QuestionError
 from .lexical import Bm25, tokenize
 from .retrieval import Query, Retriever
-from .store import IndexData, IndexStore, vector_index
+from .store import BuildFolder, IndexData, vector_index
 from .types import Answer, Chunk, Document, IndexReport, Sentence
 
 #: Called as progress(done, total) while texts are embedded.
@@ -63,7 +63,7 @@ class Assistant:
         self.warn = warn
         self.embedder = Embedder(self.settings.model, backend=self.settings.backend)
         self.chunker = Chunker(self.settings.chunk_tokens, self.settings.chunk_overlap, self.settings.encoding)
-        self.store = IndexStore(self.settings.index_dir)
+        self.store = BuildFolder(self.settings.index_dir)
         self._live: _Live | None = None
         self._swap = threading.Lock()
 

@@ -1,15 +1,23 @@
-"""IndexStore: the index folder on disk. Atomic saves, a build lock, and loads that refuse anything half-written.
+"""The index as a store: one interface for everything above it, whatever holds the index.
 
-Layout of `index/`:
-    CURRENT             name of the live build folder, replaced atomically (os.replace) when a build finishes
-    build-<id>/         manifest.json, documents.json, sentences.npy, chunks.npy,
-                        sentences.faiss, chunks.faiss, bm25-sentences/, bm25-chunks/
-    .lock               held while a build runs
-A reader follows CURRENT, so it sees the old build or the new one, never a mix; `kill -9` mid-build leaves
-only a `tmp-*` folder that the next build removes.
+Two levels are indexed, each row a record with named fields (types.UNIT_ROW, types.CHUNK_ROW) and a unit-length
+vector: UNITS (answer units: sentences, lines, table rows...) and CHUNKS (token-budgeted runs of units, the
+passages). A build hands the store the files that changed (`Changes`), the store commits them atomically,
+and readers `open()` a read-only `Snapshot` of the last commit: a reader sees one commit or the next, never a mix.
+
+Contract of a snapshot's ids, which retrieval and answering rely on: row ids of a level are ints in
+[0, `size(level)`); a document's rows have consecutive ids, in document order, and a chunk's `first`/`last`
+are unit ids; a row that is not live (deleted, or a gap) never shares a `document` with a live row and is
+never returned by a search. Ids are valid within one snapshot only.
 """
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
+
+import numpy as np
 
 import json
 import os
@@ -19,13 +27,92 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError
 from .lexical import Bm25
-from .types import Document
+from .types import Changes, Document, Hits, IndexStatus
 
-FORMAT_VERSION = 2  # 2: BM25 folders keep each text's term ids
+UNITS, CHUNKS = "units", "chunks"
+LEVELS = (UNITS, CHUNKS)
+#: Index format; an index written in another one is rebuilt once, with a note.
+FORMAT_VERSION = 3  # 3: segments + commits, raw term frequencies, unit kind and context
+
+
+class Snapshot(ABC):
+    """One commit of the index, read-only; cheap to search from many threads at once."""
+
+    status: IndexStatus
+
+    @abstractmethod
+    def document(self, d: int) -> Document:
+        """Document number `d` (the `document` field of its rows), with its text."""
+
+    @abstractmethod
+    def size(self, level: str) -> int:
+        """The bound of the level's row ids (live rows and gaps alike)."""
+
+    @abstractmethod
+    def rows(self, level: str, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The records of `ids`, as a UNIT_ROW or CHUNK_ROW record array in the order asked."""
+
+    @abstractmethod
+    def vectors(self, level: str, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The unit-length float32 vectors of `ids`, (len(ids), dimension), in the order asked."""
+
+    @abstractmethod
+    def search_dense(self, level: str, vector: np.ndarray, k: int, sources: Collection[str] | None = None) -> Hits:
+        """The k live rows of highest inner product with `vector`; with `sources`, only rows of those files."""
+
+    @abstractmethod
+    def search_lexical(self, level: str, weights: Mapping[str, float], k: int, sources: Collection[str] | None = None) -> Hits:
+        """The k live rows of highest positive sum over terms of weight * BM25 (Lucene variant, k1 1.5, b 0.75,
+        statistics over the live rows of the level); `weights` maps lexical.tokenize terms to multipliers."""
+
+    @abstractmethod
+    def idf(self, level: str, terms: Collection[str]) -> dict[str, float]:
+        """BM25 idf of each term over the live rows of the level; an unseen term gets the highest."""
+
+    @abstractmethod
+    def terms(self, level: str, ids: Sequence[int] | np.ndarray) -> list[frozenset[str]]:
+        """The distinct tokenize terms of each row of `ids`."""
+
+    @abstractmethod
+    def documents_holding(self, terms: Collection[str], documents: Sequence[int] | np.ndarray) -> dict[str, set[int]]:
+        """For each term, which of `documents` have a chunk holding it."""
+
+    @abstractmethod
+    def containing_chunks(self, units: Sequence[int] | np.ndarray) -> list[list[int]]:
+        """For each unit id, the chunks whose range holds it (more than one where chunks overlap)."""
+
+
+class IndexStore(ABC):
+    """Where the index lives: builds and updates it per file, describes it, opens snapshots of it."""
+
+    @abstractmethod
+    def lock(self) -> AbstractContextManager:
+        """Held for a whole build; a second build raises IndexBusyError at once instead of racing the first."""
+
+    @abstractmethod
+    def commit_id(self) -> str:
+        """A name of the last commit, cheap to read, that changes with every commit (IndexMissingError if none)."""
+
+    @abstractmethod
+    def status(self) -> IndexStatus:
+        """Describe the last commit without loading rows or vectors; IndexMissingError / IndexCorruptError /
+        IndexMismatchError (another index format) when it cannot be used."""
+
+    @abstractmethod
+    def open(self, key: dict) -> Snapshot:
+        """A snapshot of the last commit; refuses one built with another `Settings.index_key()` than `key`,
+        or damaged, with an error that says to run `qa index`. `snapshot.status.commit` is the commit read."""
+
+    @abstractmethod
+    def update(self, key: dict, changes: Changes) -> IndexStatus:
+        """Commit `changes` atomically under `key` (call while holding `lock()`); on any failure the last
+        commit is left as it was and nothing half-written stays behind. Returns the new commit's status."""
+
+
+
+_BUILD_FORMAT = 2
 #: Above this many vectors a flat scan gives way to HNSW: a flat scan of 5*10^4 takes about as long as one
 #: HNSW search (~1-3 ms here, see `ef_search`), and grows linearly beyond.
 FLAT_LIMIT = 50_000
@@ -103,8 +190,8 @@ def vectors_of(index) -> np.ndarray:
     return faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d)
 
 
-class IndexStore:
-    """Reads and writes one index folder."""
+class BuildFolder:
+    """The index folder of format 2 (one whole build per commit); replaced by the segment store."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -183,7 +270,7 @@ class IndexStore:
         data.sentence_bm25.save(tmp / "bm25-sentences")
         data.chunk_bm25.save(tmp / "bm25-chunks")
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
-        manifest = dict(data.manifest, format_version=FORMAT_VERSION)
+        manifest = dict(data.manifest, format_version=_BUILD_FORMAT)
         manifest["sizes"] = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in files}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
         for path in [*files, tmp / "manifest.json"]:
@@ -227,9 +314,9 @@ def _read_manifest(build: Path) -> dict:
         raise IndexCorruptError(f"index manifest in {build} is unreadable ({e}); run `qa index` to rebuild it") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("format_version"), int):
         raise IndexCorruptError(f"index in {build} has an unknown format; run `qa index` to rebuild it")
-    if manifest["format_version"] != FORMAT_VERSION:
+    if manifest["format_version"] != _BUILD_FORMAT:
         raise IndexMismatchError(
-            f"index was written by another version of qa (index format {manifest['format_version']}, now {FORMAT_VERSION});"
+            f"index was written by another version of qa (index format {manifest['format_version']}, now {_BUILD_FORMAT});"
             " run `qa index` to rebuild it"
         )
     return manifest

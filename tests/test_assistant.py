@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from qa.errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError, QuestionError
-from qa.store import IndexStore
+from qa.store import BuildFolder
 from conftest import SEEDS, make_assistant
 
 
@@ -28,7 +28,7 @@ def test_every_record_in_the_index_maps_back_verbatim(toy):
 
 def test_save_and_load_round_trip(toy):
     live = toy.live().data
-    loaded = IndexStore(toy.settings.index_dir).load(toy.settings.index_key())
+    loaded = BuildFolder(toy.settings.index_dir).load(toy.settings.index_key())
     assert [d.source for d in loaded.documents] == [d.source for d in live.documents]
     assert np.array_equal(loaded.sentences, live.sentences) and np.array_equal(loaded.chunks, live.chunks)
     assert np.allclose(loaded.sentence_vectors, live.sentence_vectors)
@@ -65,7 +65,7 @@ def test_onnx_backend_agrees_with_torch_and_switching_rebuilds(tmp_path, toy):
         onnx, torch = assistant.ask(question), toy.ask(question)
         assert onnx.answered and (onnx.citations[0].source, onnx.citations[0].quote) == (torch.citations[0].source, torch.citations[0].quote)
     with pytest.raises(IndexMismatchError, match="backend"):
-        IndexStore(tmp_path / "index").load(toy.settings.index_key())
+        BuildFolder(tmp_path / "index").load(toy.settings.index_key())
     back = Assistant(toy.settings.with_(index_dir=tmp_path / "index"), warn=lambda m: None)
     back.embedder = toy.embedder
     assert "backend" in back.index().full_rebuild
@@ -159,7 +159,7 @@ def test_index_problems_are_reported_and_repaired(tmp_path, embedder):
     with pytest.raises(IndexMissingError, match="qa index"):
         assistant.ask("Anything?")
     assistant.index()
-    store = IndexStore(assistant.settings.index_dir)
+    store = BuildFolder(assistant.settings.index_dir)
     other = make_assistant(tmp_path, embedder, files={}, chunk_tokens=100)
     with pytest.raises(IndexMismatchError, match="chunk_tokens"):
         other.ask("How high is Etna?")
@@ -177,10 +177,10 @@ def test_index_problems_are_reported_and_repaired(tmp_path, embedder):
 def test_an_index_from_another_version_of_qa_is_rebuilt_not_called_damaged(tmp_path, embedder):
     assistant = make_assistant(tmp_path, embedder)
     assistant.index()
-    manifest = IndexStore(assistant.settings.index_dir).current() / "manifest.json"
+    manifest = BuildFolder(assistant.settings.index_dir).current() / "manifest.json"
     manifest.write_text(json.dumps(dict(json.loads(manifest.read_text()), format_version=1)))
     with pytest.raises(IndexMismatchError, match="another version of qa"):
-        IndexStore(assistant.settings.index_dir).load(assistant.settings.index_key())
+        BuildFolder(assistant.settings.index_dir).load(assistant.settings.index_key())
     assert "another version of qa" in assistant.index().full_rebuild
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 import qa.store
-from qa.store import IndexStore, vector_index, vectors_of
+from qa.store import BuildFolder, vector_index, vectors_of
 from conftest import make_assistant
 
 
@@ -28,7 +28,7 @@ def test_an_hnsw_index_is_saved_loaded_and_answers_like_a_flat_one(tmp_path, emb
     monkeypatch.setattr(qa.store, "FLAT_LIMIT", 2)
     hnsw = make_assistant(tmp_path / "hnsw", embedder)
     hnsw.index()
-    loaded = IndexStore(hnsw.settings.index_dir).load(hnsw.settings.index_key())
+    loaded = BuildFolder(hnsw.settings.index_dir).load(hnsw.settings.index_key())
     assert loaded.sentence_index.hnsw.efSearch == qa.store.ef_search(loaded.sentence_index.ntotal)
     assert np.allclose(loaded.sentence_vectors, flat.live().data.sentence_vectors, atol=1e-6)
     for question in ("How many eggs does the queen lay?", "How high is Mount Etna?", "Who is the mayor of Jackson?"):
