@@ -257,7 +257,11 @@ class PgStore(IndexStore):
             if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
                 raise IndexBusyError(f"another `qa index` is building {shown(self.url)} right now; wait for it to finish")
             self._writer = conn
-            yield self
+            try:
+                yield self
+            finally:
+                if not conn.broken:  # at once: a closed session's locks go when its server process exits, a moment later
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
         finally:
             self._writer = None
             conn.close()

