@@ -18,7 +18,7 @@ import numpy as np
 
 from .lexical import term_spans, tokenize
 from .retrieval import Candidates, Query
-from .store import IndexData
+from .store import CHUNKS, UNITS, Snapshot
 from .types import Citation, Passage
 
 _NUMBER_WORDS = (
@@ -283,29 +283,21 @@ class Scored:
 class Extractor:
     """Chooses answer sentences among a retriever's candidates."""
 
-    def __init__(self, data: IndexData, weights: Weights = Weights()):
-        self.data = data
+    def __init__(self, snapshot: Snapshot, weights: Weights = Weights()):
+        self.snapshot = snapshot
         self.weights = weights
-        #: Document d's chunks are rows _doc_chunks[d] to _doc_chunks[d + 1] - 1.
-        self._doc_chunks = np.searchsorted(data.chunks[:, 0], np.arange(len(data.documents) + 1))
 
     def _sentence_text(self, s: int) -> str:
-        doc, start, end = (int(x) for x in self.data.sentences[s])
-        return self.data.documents[doc].text[start:end]
+        row = self.snapshot.rows(UNITS, [s])[0]
+        return self.snapshot.document(int(row["document"])).text[row["start"] : row["end"]]
 
-    def _neighbours(self, s: int) -> list[int]:
-        doc = self.data.sentences[s, 0]
-        return [n for n in (s - 1, s + 1) if 0 <= n < len(self.data.sentences) and self.data.sentences[n, 0] == doc]
-
-    def _documents_holding(self, terms: list[str], docs: np.ndarray) -> dict[str, set[int]]:
-        """For each term, which of `docs` hold it: a binary search of its chunk postings for each document's chunks
-        (chunks are stored document by document), so the cost does not grow with the corpus."""
-        first, last = self._doc_chunks[docs], self._doc_chunks[docs + 1]
-        holding = {}
-        for t in terms:
-            postings = self.data.chunk_bm25.postings(t)
-            holding[t] = set(docs[np.searchsorted(postings, first) < np.searchsorted(postings, last)].tolist())
-        return holding
+    def _neighbourhood(self, sentences: np.ndarray) -> dict[int, list[int]]:
+        """Each sentence's neighbours in its own document (the one before, the one after)."""
+        size = self.snapshot.size(UNITS)
+        around = np.unique(np.concatenate([sentences - 1, sentences, sentences + 1]))
+        around = around[(around >= 0) & (around < size)]
+        doc = dict(zip(around.tolist(), self.snapshot.rows(UNITS, around)["document"].tolist()))
+        return {s: [n for n in (s - 1, s + 1) if doc.get(n, -1) == doc[s]] for s in sentences.tolist()}
 
     def features(self, question: str, query: Query, candidates: Candidates, keep: int | None = None) -> np.ndarray:
         """One row of FEATURES per candidate sentence, each in [0, 1] (cosines in [-1, 1]).
@@ -318,34 +310,35 @@ class Extractor:
         if not len(out):
             return out
         col = {name: i for i, name in enumerate(FEATURES)}
-        bm25 = self.data.sentence_bm25
-        weights = question_weights(question, bm25.idf(query.terms))
-        weights.update({t: 0.5 * w for t, w in bm25.idf(query.history_terms).items() if t not in weights})
-        ids = bm25.term_ids(weights)
-        by_id = {ids[t]: w for t, w in weights.items()}
-        docs = np.unique(self.data.sentences[candidates.sentences, 0])
-        holding = self._documents_holding(list(weights), docs)
+        snap = self.snapshot
+        weights = question_weights(question, snap.idf(UNITS, query.terms))
+        weights.update({t: query.history_weight * w for t, w in snap.idf(UNITS, query.history_terms).items() if t not in weights})
+        by_id = weights
+        own_docs = snap.rows(UNITS, candidates.sentences)["document"]
+        docs = np.unique(own_docs)
+        holding = snap.documents_holding(list(weights), docs)
         document_terms = {d: _coverage(weights, {t for t, held in holding.items() if d in held}) for d in docs.tolist()}
-        terms: dict[int, set[int]] = {}  # candidates come in runs, so most sentences are someone's neighbour too
+        # candidates come in runs, so most sentences are someone's neighbour too: fetch each one's terms and vector once
+        neighbours = self._neighbourhood(candidates.sentences)
+        around = sorted(set(neighbours) | {n for near in neighbours.values() for n in near})
+        terms = dict(zip(around, snap.terms(UNITS, around)))
+        vectors = dict(zip(around, snap.vectors(UNITS, around) @ query.vector))
 
-        def terms_of(s: int) -> set[int]:
-            if s not in terms:
-                terms[s] = bm25.terms_of(s)
+        def terms_of(s: int) -> frozenset[str]:
             return terms[s]
 
-        vectors = self.data.sentence_vectors
         for i, s in enumerate(candidates.sentences.tolist()):
             own = terms_of(s)
-            near = self._neighbours(s)
+            near = neighbours[s]
             context = own.union(*(terms_of(n) for n in near))
             following = terms_of(s + 1) if s + 1 in near else set()
             row = out[i]
             row[col["sentence_dense"]] = candidates.sentence_dense[i]
             row[col["chunk_dense"]] = candidates.chunk_dense[i]
-            row[col["neighbour_dense"]] = max((float(vectors[n] @ query.vector) for n in near), default=0.0)
+            row[col["neighbour_dense"]] = max((float(vectors[n]) for n in near), default=0.0)
             row[col["sentence_terms"]] = _coverage(by_id, own)
             row[col["context_terms"]] = _coverage(by_id, context)
-            row[col["document_terms"]] = document_terms[int(self.data.sentences[s, 0])]
+            row[col["document_terms"]] = document_terms[int(own_docs[i])]
             row[col["next_terms"]] = _coverage(by_id, following)
             row[col["novelty"]] = min(len(own - by_id.keys()), 3) / 3
         kind = asked_kind(question)
@@ -389,10 +382,12 @@ class Extractor:
         return [Scored(int(candidates.sentences[i]), int(candidates.chunks[i]), float(scores[i])) for i in order]
 
     def citation(self, question: str, scored: Scored) -> Citation:
-        doc, start, end = (int(x) for x in self.data.sentences[scored.sentence])
-        document = self.data.documents[doc]
+        unit = self.snapshot.rows(UNITS, [scored.sentence])[0]
+        start, end = int(unit["start"]), int(unit["end"])
+        document = self.snapshot.document(int(unit["document"]))
         quote = document.text[start:end]
-        _, c_start, c_end, _, _ = (int(x) for x in self.data.chunks[scored.chunk])
+        chunk = self.snapshot.rows(CHUNKS, [scored.chunk])[0]
+        c_start, c_end = int(chunk["start"]), int(chunk["end"])
         phrase = answer_phrase(quote, question)
         return Citation(
             source=document.source,
@@ -411,9 +406,9 @@ class Extractor:
     def passages(self, candidates: Candidates, count: int) -> list[Passage]:
         """The best retrieved chunks, shown as the closest passages."""
         out = []
-        for rank, c in enumerate(candidates.ranked_chunks[:count].tolist()):
-            doc, start, end, _, _ = (int(x) for x in self.data.chunks[c])
-            document = self.data.documents[doc]
+        rows = self.snapshot.rows(CHUNKS, candidates.ranked_chunks[:count])
+        for rank, (doc, start, end) in enumerate(zip(rows["document"].tolist(), rows["start"].tolist(), rows["end"].tolist())):
+            document = self.snapshot.document(doc)
             out.append(
                 Passage(document.source, start, end, line_of(document.text, start), document.text[start:end], round(1.0 / (1 + rank), 4))
             )
