@@ -7,6 +7,7 @@ Tables (all `qa_*`, in the connection's schema):
     qa_documents            id, source, sha256, size, mtime_ns, unit and chunk counts, text, page_starts
     qa_units / qa_chunks    id, offsets, BM25 length, vector(d) under an HNSW index (inner product)
     qa_*_postings           (unit, term, tf, length): BM25 scored in SQL with bm25s's formula and numbers
+    qa_*_terms              (term, df): document frequencies, kept with the postings by every update
     qa_stats                per level: rows and total BM25 length (N and the average length)
 A row's id in the database is `document << 24 | position`, so a document's rows are one id range (deleted by
 one range scan) and keep their ids while other files change. A snapshot numbers documents and rows 0.. in id
@@ -28,8 +29,9 @@ from contextlib import contextmanager
 import numpy as np
 
 from .errors import IndexBusyError, IndexMismatchError, IndexMissingError, QAError
-from .lexical import tokenize
-from .store import CHUNKS, LEVELS, UNITS, IndexStore, Snapshot, ef_search, _mismatch as mismatch_message
+from .lexical import B, K1, tokenize
+from .segment import ef_search
+from .store import CHUNKS, UNITS, IndexStore, Snapshot, mismatch
 from .types import CHUNK_ROW, KINDS, UNIT_ROW, Changes, DocumentStatus, Document, Hits, IndexedDocument, IndexStatus, SkippedFile
 
 #: Format of the tables; a database holding another one is rebuilt by `qa index`, refused by readers.
@@ -37,8 +39,6 @@ FORMAT_VERSION = 1
 SCHEMES = ("postgresql://", "postgres://")
 #: Position bits of a row id: a document holds up to 2^24 units (the 20 MB file limit stays far below).
 POSITION_BITS = 24
-#: bm25s's defaults (its 'lucene' variant), which the folder store uses: the same numbers, the same ranking.
-K1, B = 1.5, 0.75
 #: Up to this many rows a dense search reads them all, exactly (as the folder store's flat index); HNSW beyond.
 EXACT_LIMIT = 20_000
 #: HNSW graph degree and build breadth (the folder store's M and EF_CONSTRUCTION).
@@ -159,6 +159,7 @@ def _schema(dimension: int) -> list[str]:
                 unit bigint NOT NULL, term text NOT NULL, tf int NOT NULL, length int NOT NULL,
                 PRIMARY KEY (unit, term))"""
         )
+        statements.append(f"CREATE TABLE {table}_terms (term text PRIMARY KEY, df bigint NOT NULL)")
     return statements
 
 
@@ -175,7 +176,10 @@ def _search_indexes() -> list[str]:
     return statements
 
 
-_ALL_TABLES = ("qa_manifest", "qa_documents", "qa_stats", "qa_units", "qa_chunks", "qa_units_postings", "qa_chunks_postings")
+_ALL_TABLES = (
+    "qa_manifest", "qa_documents", "qa_stats", "qa_units", "qa_chunks",
+    "qa_units_postings", "qa_chunks_postings", "qa_units_terms", "qa_chunks_terms",
+)
 
 
 def _manifest(conn, url: str) -> tuple:
@@ -201,13 +205,12 @@ def _manifest(conn, url: str) -> tuple:
     return row
 
 
-def _status(conn, url: str) -> IndexStatus:
+def _status(conn, url: str) -> tuple[IndexStatus, list[int]]:
+    """The status, documents in order of source (as the folder store numbers them), and their ids."""
     version, settings, dimension, built_at, skipped, commit = _manifest(conn, url)
-    documents = tuple(
-        DocumentStatus(*row)
-        for row in conn.execute("SELECT source, sha256, size, mtime_ns, units, chunks FROM qa_documents ORDER BY id")
-    )
-    return IndexStatus(
+    rows = sorted(conn.execute("SELECT source, sha256, size, mtime_ns, units, chunks, id FROM qa_documents").fetchall())
+    documents = tuple(DocumentStatus(*row[:6]) for row in rows)
+    status = IndexStatus(
         commit=commit,
         format_version=version,
         settings=settings,
@@ -217,6 +220,7 @@ def _status(conn, url: str) -> IndexStatus:
         skipped=tuple(SkippedFile(**s) for s in skipped),
         details={"store": "postgresql", "database": shown(url)},
     )
+    return status, [row[6] for row in rows]
 
 
 def _tsv(rows: Iterable[tuple]) -> str:
@@ -285,7 +289,7 @@ class PgStore(IndexStore):
         return self._query(lambda conn: _manifest(conn, self.url)[5])
 
     def status(self) -> IndexStatus:
-        return self._query(lambda conn: _status(conn, self.url))
+        return self._query(lambda conn: _status(conn, self.url)[0])
 
     def open(self, key: dict) -> "PgSnapshot":
         snapshot = PgSnapshot(self.url, key)
@@ -340,7 +344,7 @@ class PgStore(IndexStore):
         if fresh:
             for table in _ALL_TABLES:  # planner statistics, and the visibility map for index-only scans
                 conn.execute(f"VACUUM (ANALYZE) {table}")
-        return _status(conn, self.url)
+        return _status(conn, self.url)[0]
 
     def _prepare(self, key: dict, changes: Changes) -> bool:
         """Make the tables if there are none, or they are of another format or dimension (DDL, which waits
@@ -383,6 +387,12 @@ class PgStore(IndexStore):
                     SELECT count(*), coalesce(sum(length), 0) FROM gone""",
                 (lo, hi),
             ).fetchone()
+            conn.execute(
+                f"""UPDATE {table}_terms d SET df = d.df - gone.n FROM (
+                        SELECT term, count(*) AS n FROM {table}_postings WHERE unit >= %s AND unit < %s GROUP BY term) gone
+                    WHERE d.term = gone.term""",
+                (lo, hi),
+            )
             conn.execute(f"DELETE FROM {table}_postings WHERE unit >= %s AND unit < %s", (lo, hi))
             conn.execute("UPDATE qa_stats SET texts = texts - %s, length = length - %s WHERE level = %s", (texts, length, level))
 
@@ -414,12 +424,19 @@ class PgStore(IndexStore):
                     copy.write_row((*row, length, np.asarray(vector, dtype=np.float32)))
             with conn.cursor().copy(f"COPY {table}_postings (unit, term, tf, length) FROM STDIN") as copy:
                 copy.write(_tsv(postings))
+            conn.execute(
+                f"""INSERT INTO {table}_terms
+                    SELECT term, count(*) FROM {table}_postings WHERE unit >= %s AND unit < %s GROUP BY term
+                    ON CONFLICT (term) DO UPDATE SET df = {table}_terms.df + excluded.df""",
+                (base, base + (1 << POSITION_BITS)),
+            )
             conn.execute("UPDATE qa_stats SET texts = texts + %s, length = length + %s WHERE level = %s", (len(rows), total, level))
 
 
 class PgSnapshot(Snapshot):
     """One commit of the database index: a read-only repeatable-read transaction, held while the snapshot
-    is in use. Its documents are numbered 0.. in id order, its rows 0.. document after document."""
+    is in use. Its documents are numbered 0.. in order of source, as the folder store numbers them (so ties
+    break alike), and its rows 0.. document after document."""
 
     def __init__(self, url: str, key: dict):
         self.url = url
@@ -427,19 +444,20 @@ class PgSnapshot(Snapshot):
         self._texts: OrderedDict[int, Document] = OrderedDict()
         self._conn = connect(url, reader=True)
         try:
-            self.status = _status(self._conn, url)
+            self.status, ids = _status(self._conn, url)
             if self.status.settings != key:
-                raise IndexMismatchError(mismatch_message(self.status.settings, key))
+                raise mismatch(self.status.settings, key)
             _vector_types(self._conn, url, create=False)
-            rows = self._conn.execute("SELECT id, units, chunks FROM qa_documents ORDER BY id").fetchall()
             self._stats = {level: (n, length) for level, n, length in self._conn.execute("SELECT level, texts, length FROM qa_stats")}
         except BaseException:
             self._conn.close()
             raise
-        self._doc_ids = np.array([r[0] for r in rows], dtype=np.int64)
+        #: database id of each snapshot document, and the snapshot documents in order of database id
+        self._doc_ids = np.array(ids, dtype=np.int64)
+        self._by_id = np.argsort(self._doc_ids)
         self._offsets = {
-            level: np.concatenate([[0], np.cumsum([r[i] for r in rows], dtype=np.int64)]).astype(np.int64)
-            for level, i in ((UNITS, 1), (CHUNKS, 2))
+            level: np.concatenate([[0], np.cumsum([getattr(d, level) for d in self.status.documents], dtype=np.int64)]).astype(np.int64)
+            for level in (UNITS, CHUNKS)
         }
 
     def close(self) -> None:
@@ -453,10 +471,13 @@ class PgSnapshot(Snapshot):
         d = np.searchsorted(offsets, ids, side="right") - 1
         return (self._doc_ids[d] << POSITION_BITS) | (ids - offsets[d])
 
+    def _local_documents(self, db_documents) -> np.ndarray:
+        db_documents = np.asarray(db_documents, dtype=np.int64)
+        return self._by_id[np.searchsorted(self._doc_ids[self._by_id], db_documents)]
+
     def _from_db(self, level: str, ids) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
-        d = np.searchsorted(self._doc_ids, ids >> POSITION_BITS)
-        return self._offsets[level][d] + (ids & ((1 << POSITION_BITS) - 1))
+        return self._offsets[level][self._local_documents(ids >> POSITION_BITS)] + (ids & ((1 << POSITION_BITS) - 1))
 
     def _docs_db(self, documents) -> list[int]:
         return self._doc_ids[np.asarray(documents, dtype=np.int64)].tolist()
@@ -506,7 +527,7 @@ class PgSnapshot(Snapshot):
         columns = 'start, "end", kind, context_start, context_end' if level == UNITS else 'start, "end", first, last'
         found = {r[0]: r[1:] for r in self._fetch(f"SELECT id, {columns} FROM {_TABLES[level]} WHERE id = ANY(%s)", (db.tolist(),))}
         values = np.array([found[i] for i in db.tolist()], dtype=np.int64)
-        out["document"] = np.searchsorted(self._doc_ids, db >> POSITION_BITS)
+        out["document"] = self._local_documents(db >> POSITION_BITS)
         out["start"], out["end"] = values[:, 0], values[:, 1]
         if level == UNITS:
             out["kind"], out["context_start"], out["context_end"] = values[:, 2], values[:, 3], values[:, 4]
@@ -532,8 +553,8 @@ class PgSnapshot(Snapshot):
         params = {"v": vector, "k": int(k), "docs": docs, "ef": str(ef_search(self.size(level)))}
         if rows_searched <= EXACT_LIMIT:
             sql = f"""WITH scored AS MATERIALIZED (SELECT id, embedding <#> %(v)s AS distance FROM {table} {where})
-                      SELECT id, -distance FROM scored ORDER BY distance, id LIMIT %(k)s"""
-            return self._hits(level, self._fetch(sql, params))
+                      SELECT id, (-distance)::float4 AS score FROM scored ORDER BY score DESC FETCH FIRST %(k)s ROWS WITH TIES"""
+            return self._hits(level, self._fetch(sql, params), k)
         with self._lock:
             conn = self._conn
             # the planner may still prefer a full scan of a table that is small for its cost model: HNSW it is
@@ -544,16 +565,19 @@ class PgSnapshot(Snapshot):
             )
             rows = conn.execute(f"SELECT id, -(embedding <#> %(v)s) FROM {table} {where} ORDER BY embedding <#> %(v)s LIMIT %(k)s", params).fetchall()
             conn.execute("SELECT set_config('enable_seqscan', 'on', true)")
-        return self._hits(level, sorted(rows, key=lambda r: (-r[1], r[0])))
+        return self._hits(level, rows, k)
 
     def _rows_of(self, level: str, docs: list[int]) -> int:
-        d = np.searchsorted(self._doc_ids, np.asarray(docs, dtype=np.int64))
+        d = self._local_documents(docs)
         offsets = self._offsets[level]
         return int((offsets[d + 1] - offsets[d]).sum())
 
-    def _hits(self, level: str, rows: list[tuple]) -> Hits:
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        return Hits(self._from_db(level, ids), np.array([r[1] for r in rows], dtype=np.float32))
+    def _hits(self, level: str, rows: list[tuple], k: int) -> Hits:
+        """The best k of (database id, score) rows, ties broken by the lower snapshot id, as the folder store."""
+        ids = self._from_db(level, np.array([r[0] for r in rows], dtype=np.int64))
+        scores = np.array([r[1] for r in rows], dtype=np.float32)
+        order = np.lexsort((ids, -scores))[:k]
+        return Hits(ids[order], scores[order])
 
     def search_lexical(self, level: str, weights: Mapping[str, float], k: int, sources: Collection[str] | None = None) -> Hits:
         """BM25 in SQL over the term postings: idf ln(1 + (N - df + 0.5) / (df + 0.5)) times
@@ -561,25 +585,26 @@ class PgSnapshot(Snapshot):
         n, total = self._stats[level]
         docs = self._sources_db(sources)
         if not weights or not n or docs == []:
-            return self._hits(level, [])
+            return self._hits(level, [], k)
         where = "" if docs is None else f"WHERE (t.unit >> {POSITION_BITS}) = ANY(%(docs)s)"
         table = _TABLES[level]
+        # float8 throughout, and idf once per term: numeric arithmetic per posting costs several times the scan;
+        # scores ranked as float4, the folder store's precision, with every row tied with the k-th
         rows = self._fetch(
             f"""WITH q(term, weight) AS (SELECT * FROM unnest(%(terms)s::text[], %(weights)s::float8[])),
-                df AS (SELECT q.term, q.weight, count(*) AS df FROM q JOIN {table}_postings t USING (term) GROUP BY q.term, q.weight)
-                SELECT t.unit, sum(df.weight * ln(1 + (%(n)s - df.df + 0.5) / (df.df + 0.5))
-                                   * t.tf / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * t.length / %(avg)s))) AS score
-                FROM df JOIN {table}_postings t USING (term) {where}
-                GROUP BY t.unit HAVING sum(df.weight) > 0 ORDER BY score DESC, t.unit LIMIT %(k)s""",
-            {"terms": list(weights), "weights": [float(w) for w in weights.values()], "n": n, "avg": total / n,
-             "k1": K1, "b": B, "k": int(k), "docs": docs},
+                w AS (SELECT term, weight * ln(1 + (%(n)s - df + 0.5) / (df + 0.5)) AS w FROM q JOIN {table}_terms USING (term))
+                SELECT t.unit, sum(w.w * t.tf / (t.tf + %(c1)s + %(c2)s * t.length))::float4 AS score
+                FROM w JOIN {table}_postings t USING (term) {where}
+                GROUP BY t.unit HAVING sum(w.w) > 0 ORDER BY score DESC FETCH FIRST %(k)s ROWS WITH TIES""",
+            {"terms": list(weights), "weights": [float(w) for w in weights.values()], "n": float(n),
+             "c1": K1 * (1 - B), "c2": K1 * B / (total / n), "k": int(k), "docs": docs},
         )
-        return self._hits(level, rows)
+        return self._hits(level, rows, k)
 
     def idf(self, level: str, terms: Collection[str]) -> dict[str, float]:
         n = self._stats[level][0]
         terms = list(terms)
-        df = dict(self._fetch(f"SELECT term, count(*) FROM {_TABLES[level]}_postings WHERE term = ANY(%s) GROUP BY term", (terms,)))
+        df = dict(self._fetch(f"SELECT term, df FROM {_TABLES[level]}_terms WHERE term = ANY(%s)", (terms,)))
         return {t: float(np.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))) for t in terms}
 
     def terms(self, level: str, ids: Sequence[int] | np.ndarray) -> list[frozenset[str]]:
@@ -598,7 +623,7 @@ class PgSnapshot(Snapshot):
         )
         holding: dict[str, set[int]] = {t: set() for t in terms}
         for term, doc in found:
-            holding[term].add(int(np.searchsorted(self._doc_ids, doc)))
+            holding[term].add(int(self._local_documents([doc])[0]))
         return holding
 
     def containing_chunks(self, units: Sequence[int] | np.ndarray) -> list[list[int]]:
