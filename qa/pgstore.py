@@ -94,11 +94,19 @@ def _connection_error(url: str, error: Exception) -> DatabaseError:
     return DatabaseUnreachableError(f"cannot reach PostgreSQL at {shown(url)} ({reason}); start the server or fix the --index URL")
 
 
+def _psycopg():
+    try:
+        import pgvector.psycopg  # noqa: F401 - needed by every connection after this one
+        import psycopg
+    except ImportError:
+        raise DatabaseError("an index in PostgreSQL needs psycopg and pgvector: pip install 'qa[postgres]'") from None
+    return psycopg
+
+
 def connect(url: str, *, reader: bool = False):
     """A psycopg connection: autocommit for a build (its transactions are explicit blocks); for a reader, one
     read-only repeatable-read transaction from the first query on."""
-    import psycopg
-
+    psycopg = _psycopg()
     try:
         conn = psycopg.connect(url, autocommit=not reader, connect_timeout=CONNECT_TIMEOUT, application_name="qa")
     except psycopg.ProgrammingError as e:

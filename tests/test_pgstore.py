@@ -2,25 +2,33 @@
 bm25s's numbers, updates are per-file transactions that readers see whole or not at all, a second build is
 refused, and every failure is one error that says what to do and writes nothing."""
 
+import contextlib
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import qa.pgstore
+from qa import Assistant, Settings
 from qa.chunking import Chunker
+from qa.cli import main
 from qa.errors import IndexBusyError, IndexMismatchError, IndexMissingError
 from qa.lexical import tokenize
 from qa.pgstore import DatabaseLoginError, DatabaseUnreachableError, PgStore, VectorExtensionError
 from qa.store import CHUNKS, UNITS
 from qa.types import Changes, Document, IndexedDocument
-from conftest import TOY
+from conftest import SEEDS, TOY, write_corpus
+from test_folder_store import POOL, QUESTIONS, CachedEmbedder, steps
 
 KEY = {"model": "test", "chunk_tokens": 40}
 
@@ -263,3 +271,199 @@ def test_hnsw_beyond_the_exact_limit_finds_the_exact_neighbours(store, monkeypat
     monkeypatch.setattr(qa.pgstore, "EXACT_LIMIT", 10_000)
     exact = [snapshot.search_dense(UNITS, q / np.linalg.norm(q), 10).ids for q in queries]
     assert [e.tolist() for e in exact] == truth.tolist()
+
+
+# -- the same story against both stores -------------------------------------------------------------------------
+
+
+def same_hits(a, b) -> None:
+    """The same scores, and the same ids in each run of equal scores (the folder store's top-k selection does
+    not keep tied ids in order, nor pick the lowest ones at the k-th place)."""
+    assert np.allclose(a.scores, b.scores, rtol=1e-6, atol=1e-6)
+    above = a.scores > a.scores[-1] + 1e-6 if len(a.scores) else []
+    assert sorted(zip(np.round(a.scores[above], 5), a.ids[above])) == sorted(zip(np.round(b.scores[above], 5), b.ids[above]))
+
+
+def same_snapshots(a, b, queries) -> None:
+    """A database snapshot and a folder snapshot hold the same rows, terms and vectors under the same ids and
+    search alike (pgvector sums inner products in another order than FAISS: scores within a float32 rounding)."""
+    held = lambda snap: [(d.source, d.sha256, d.units, d.chunks) for d in snap.status.documents]  # noqa: E731
+    assert held(a) == held(b)
+    for level in (UNITS, CHUNKS):
+        ids = np.arange(a.size(level))
+        assert a.size(level) == b.size(level)
+        assert np.array_equal(a.rows(level, ids), b.rows(level, ids))
+        assert a.terms(level, ids) == b.terms(level, ids)
+        assert np.array_equal(a.vectors(level, ids), b.vectors(level, ids))
+        for q in queries:
+            weights = {t: 1.0 for t in tokenize(q)}
+            same_hits(a.search_lexical(level, weights, 10), b.search_lexical(level, weights, 10))
+            for vector in a.vectors(level, ids[:3]):
+                same_hits(a.search_dense(level, vector, 5), b.search_dense(level, vector, 5))
+    for d in range(len(a.status.documents)):
+        assert a.document(d) == b.document(d)
+
+
+def assistant_at(tmp: Path, embedder, index, files: dict | None = None) -> Assistant:
+    """An assistant over a tiny corpus in tmp/seeds with its index at `index` (a folder or a database URL)."""
+    seeds = write_corpus(tmp / "seeds", TOY if files is None else files)
+    assistant = Assistant(Settings(seeds_dir=seeds, index_dir=index), warn=lambda m: None)
+    assistant.embedder = embedder
+    return assistant
+
+
+@pytest.fixture(params=["folder", "postgresql"])
+def index(request, tmp_path):
+    """Where the index lives: a folder, or a fresh database of the session's PostgreSQL."""
+    return tmp_path / "index" if request.param == "folder" else request.getfixturevalue("pg_url")
+
+
+def test_build_update_remove_and_reopen(tmp_path, embedder, index):
+    assistant = assistant_at(tmp_path, embedder, index)
+    report = assistant.index()
+    assert (report.added, report.chunks_embedded) == (3, report.chunks)
+    eggs = assistant.ask("How many eggs does the queen lay?")
+    assert eggs.answered and "1,500 eggs" in eggs.answer and eggs.citations[0].source == "notes/bees.md"
+
+    (assistant.settings.seeds_dir / "volcano.txt").write_text("Mount Etna is an active volcano. It is about 3,403 metres high.\n")
+    report = assistant.index()
+    assert (report.changed, report.unchanged, report.chunks_embedded) == (1, 2, 1)
+    assert "3,403" in assistant.ask("How high is Mount Etna?").answer
+
+    (assistant.settings.seeds_dir / "jackson.txt").unlink()
+    assert assistant.index().removed == 1
+    assert [d.source for d in assistant.status().index.documents] == ["notes/bees.md", "volcano.txt"]
+    assert all(c.source != "jackson.txt" for c in assistant.ask("Who was elected mayor of Jackson?").citations)
+
+    reopened = assistant_at(tmp_path, embedder, index, files={})
+    assert not reopened.staleness()
+    assert reopened.ask("How many eggs does the queen lay?").to_dict() == assistant.ask("How many eggs does the queen lay?").to_dict()
+
+
+def test_a_second_build_refuses_while_one_runs(tmp_path, embedder, index):
+    assistant = assistant_at(tmp_path, embedder, index)
+    assistant.index()
+    with assistant.store.lock():
+        with pytest.raises(IndexBusyError):
+            assistant_at(tmp_path, embedder, index, files={}).index()
+
+
+def test_the_database_answers_exactly_like_the_folder_store(tmp_path, embedder, pg_url):
+    files = {p.name: p.read_text(encoding="utf-8") for p in SEEDS.glob("*.txt")} | TOY
+    folder, database = (assistant_at(tmp_path / name, embedder, where, files) for name, where in (("f", tmp_path / "index"), ("d", pg_url)))
+    folder.index(), database.index()
+    same_snapshots(database.live().snapshot, folder.live().snapshot, QUESTIONS)
+    questions = [json.loads(line) for line in (ROOT / "eval" / "seeds_dev.jsonl").read_text().splitlines() if line.strip()]
+    assert len(questions) >= 10
+    for q in questions:
+        assert database.ask(q["q"], q.get("history", [])).to_dict() == folder.ask(q["q"], q.get("history", [])).to_dict()
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(history=steps)
+def test_any_sequence_of_updates_answers_exactly_like_a_fresh_folder_build(history, cached, postgres_server):
+    """Per-file transactions (delete the file's rows, insert the new ones) with live BM25 statistics: after any
+    sequence the database holds and answers what a fresh build of the final files does."""
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(postgres_server) as url:
+        tmp = Path(tmp)
+        updated = assistant_at(tmp / "updated", cached, url, {"a.txt": POOL["tea"]})
+        updated.index()
+        seeds = updated.settings.seeds_dir
+        for step in history:
+            for name, content in step.items():
+                if content == "":
+                    (seeds / name).unlink(missing_ok=True)
+                elif content:
+                    write_corpus(seeds, {name: POOL[content]})
+            if not any(seeds.rglob("*.*")):
+                write_corpus(seeds, {"a.txt": POOL["river"]})
+            updated.index()
+            assert not updated.staleness()
+        fresh = assistant_at(tmp / "fresh", cached, tmp / "index", {p.relative_to(seeds).as_posix(): p.read_text() for p in seeds.rglob("*.*")})
+        fresh.index()
+        same_snapshots(updated.live().snapshot, fresh.live().snapshot, QUESTIONS)
+        for question in QUESTIONS:
+            assert updated.ask(question).to_dict() == fresh.ask(question).to_dict()
+        updated.store.close()
+
+
+@pytest.fixture(scope="module")
+def cached(embedder):
+    return CachedEmbedder(embedder)
+
+
+@contextlib.contextmanager
+def fresh_database(server):
+    name = f"qa_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.get_uri(database=name)
+    finally:
+        with psycopg.connect(server.get_uri(), autocommit=True) as c:
+            c.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_two_processes_on_one_database_both_see_each_commit(tmp_path, embedder, pg_url):
+    builder = assistant_at(tmp_path / "a", embedder, pg_url)
+    builder.index()
+    server = assistant_at(tmp_path / "b", embedder, pg_url, files={})  # another chat server: never builds
+    assert "3,357" in server.ask("How high is Mount Etna?").answer
+    (builder.settings.seeds_dir / "volcano.txt").write_text("Mount Etna is an active volcano. It is about 3,403 metres high.\n")
+    builder.index()
+    assert "3,403" in server.ask("How high is Mount Etna?").answer
+
+
+# -- failures at the command line: one qa: line, a non-zero exit, nothing written ------------------------------------
+
+
+def one_line(capsys, argv: list[str]) -> str:
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qa: "), err
+    return err[0]
+
+
+def test_every_database_failure_is_one_qa_line_and_writes_nothing(tmp_path, capsys, postgres_server, pg_url, embedder):
+    seeds = str(write_corpus(tmp_path / "seeds", TOY))
+    unreachable = f"postgresql://qa@/qa?host={tmp_path}"
+    for command in (["index"], ["ask", "How high is Mount Etna?"], ["eval", str(ROOT / "eval" / "seeds_dev.jsonl")]):
+        assert "cannot reach PostgreSQL" in one_line(capsys, [command[0], "--seeds", seeds, "--index", unreachable, *command[1:]])
+    assert "refused the login" in one_line(capsys, ["index", "--seeds", seeds, "--index", pg_url.replace("postgres:@", "nobody:secret@")])
+    assert "no index in postgresql://" in one_line(capsys, ["ask", "--seeds", seeds, "--index", pg_url, "How high is Mount Etna?"])
+    assert table_count(pg_url) == 0
+
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as c:
+        c.execute("CREATE ROLE carol LOGIN")
+        c.execute("CREATE DATABASE carols OWNER carol")
+    plain = postgres_server.get_uri(database="carols").replace("postgres:@", "carol@")
+    try:
+        assert "CREATE EXTENSION vector" in one_line(capsys, ["index", "--seeds", seeds, "--index", plain])
+        assert table_count(plain) == 0
+    finally:
+        with psycopg.connect(postgres_server.get_uri(), autocommit=True) as c:
+            c.execute("DROP DATABASE carols WITH (FORCE)")
+            c.execute("DROP ROLE carol")
+
+    assistant = assistant_at(tmp_path, embedder, pg_url, files={})
+    assistant.index()
+    assistant.store.close()
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("UPDATE qa_manifest SET format_version = 99")
+        before = c.execute("SELECT count(*), sum(hashtext(text)) FROM qa_documents").fetchone()
+    assert "another version of qa" in one_line(capsys, ["ask", "--seeds", seeds, "--index", pg_url, "How high is Mount Etna?"])
+    with psycopg.connect(pg_url) as c:
+        assert c.execute("SELECT count(*), sum(hashtext(text)) FROM qa_documents").fetchone() == before
+        assert c.execute("SELECT format_version FROM qa_manifest").fetchone()[0] == 99
+
+
+def test_the_cli_builds_and_answers_from_a_database(tmp_path, capsys, pg_url):
+    seeds = str(write_corpus(tmp_path / "seeds", TOY))
+    assert main(["index", "--seeds", seeds, "--index", pg_url]) == 0
+    capsys.readouterr()
+    assert main(["ask", "--json", "--seeds", seeds, "--index", pg_url, "How many eggs does the queen lay?"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    citation = answer["citations"][0]
+    assert answer["answered"] and citation["source"] == "notes/bees.md"
+    assert TOY["notes/bees.md"][citation["start"] : citation["end"]] == citation["quote"]
