@@ -49,8 +49,8 @@ CONNECT_TIMEOUT = 10
 DDL_LOCK_TIMEOUT = "5s"
 #: Any 64-bit number, the same for every qa: the advisory lock a build holds in its database.
 LOCK_KEY = int.from_bytes(b"qa-index", "big")
-#: Document texts a snapshot keeps after reading them for a citation.
-TEXT_CACHE = 256
+#: Document texts a snapshot keeps after reading them for a citation, and rows (offsets, terms) of each kind.
+TEXT_CACHE, ROW_CACHE = 256, 200_000
 _TABLES = {UNITS: "qa_units", CHUNKS: "qa_chunks"}
 
 
@@ -294,7 +294,16 @@ class PgStore(IndexStore):
                         raise _connection_error(self.url, e) from None
 
     def commit_id(self) -> str:
-        return self._query(lambda conn: _manifest(conn, self.url)[5])
+        """One query, asked before every question: no table means no index; other columns, another version."""
+        import psycopg
+
+        def read(conn) -> str:
+            try:
+                return conn.execute("SELECT commit FROM qa_manifest").fetchone()[0]
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn, TypeError):
+                return _manifest(conn, self.url)[5]  # raises the error that says what is wrong
+
+        return self._query(read)
 
     def status(self) -> IndexStatus:
         return self._query(lambda conn: _status(conn, self.url)[0])
@@ -450,6 +459,7 @@ class PgSnapshot(Snapshot):
         self.url = url
         self._lock = threading.Lock()
         self._texts: OrderedDict[int, Document] = OrderedDict()
+        self._cache: dict[str, OrderedDict] = {}
         self._conn = connect(url, reader=True)
         try:
             self.status, ids = _status(self._conn, url)
@@ -526,6 +536,20 @@ class PgSnapshot(Snapshot):
     def size(self, level: str) -> int:
         return int(self._offsets[level][-1])
 
+    def _cached(self, name: str, db: list[int], sql: str) -> list:
+        """The values of database ids `db`, from this snapshot's cache (its rows never change) or one query for
+        those not in it: `sql` selects (id, value) for ids = ANY(%s)."""
+        with self._lock:
+            cache = self._cache.setdefault(name, OrderedDict())
+            missing = [i for i in dict.fromkeys(db) if i not in cache]
+        found = dict(self._fetch(sql, (missing,))) if missing else {}
+        with self._lock:
+            cache.update(found)
+            values = [found[i] if i in found else cache.get(i) for i in db]
+            while len(cache) > ROW_CACHE:
+                cache.popitem(last=False)
+        return values
+
     def rows(self, level: str, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
         out = np.zeros(len(ids), dtype=UNIT_ROW if level == UNITS else CHUNK_ROW)
@@ -533,8 +557,8 @@ class PgSnapshot(Snapshot):
             return out
         db = self._to_db(level, ids)
         columns = 'start, "end", kind, context_start, context_end' if level == UNITS else 'start, "end", first, last'
-        found = {r[0]: r[1:] for r in self._fetch(f"SELECT id, {columns} FROM {_TABLES[level]} WHERE id = ANY(%s)", (db.tolist(),))}
-        values = np.array([found[i] for i in db.tolist()], dtype=np.int64)
+        sql = f"SELECT id, ARRAY[{columns}]::bigint[] FROM {_TABLES[level]} WHERE id = ANY(%s)"
+        values = np.array(self._cached(f"rows {level}", db.tolist(), sql), dtype=np.int64)
         out["document"] = self._local_documents(db >> POSITION_BITS)
         out["start"], out["end"] = values[:, 0], values[:, 1]
         if level == UNITS:
@@ -617,8 +641,8 @@ class PgSnapshot(Snapshot):
 
     def terms(self, level: str, ids: Sequence[int] | np.ndarray) -> list[frozenset[str]]:
         db = self._to_db(level, ids)
-        found = dict(self._fetch(f"SELECT unit, array_agg(term) FROM {_TABLES[level]}_postings WHERE unit = ANY(%s) GROUP BY unit", (db.tolist(),)))
-        return [frozenset(found.get(i, ())) for i in db.tolist()]
+        sql = f"SELECT unit, array_agg(term) FROM {_TABLES[level]}_postings WHERE unit = ANY(%s) GROUP BY unit"
+        return [frozenset(t or ()) for t in self._cached(f"terms {level}", db.tolist(), sql)]
 
     def documents_holding(self, terms: Collection[str], documents: Sequence[int] | np.ndarray) -> dict[str, set[int]]:
         documents = np.asarray(documents, dtype=np.int64)
