@@ -70,6 +70,10 @@ class VectorExtensionError(DatabaseError):
     """The database has no usable pgvector (`vector` extension, 0.8 or later)."""
 
 
+class IndexChangedError(DatabaseError):
+    """A snapshot's connection was lost and the index had moved on by the time it was back."""
+
+
 def is_url(index: object) -> bool:
     """Whether an --index value names a PostgreSQL database rather than a folder."""
     return str(index).startswith(SCHEMES)
@@ -126,14 +130,15 @@ def _vector_types(conn, url: str, create: bool) -> None:
     from pgvector.psycopg import register_vector
 
     advice = "ask its administrator to run `CREATE EXTENSION vector;` in it (pgvector 0.8 or later)"
-    if create:
+    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    if create and row is None:
         try:
             with conn.transaction():
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         except psycopg.Error as e:
             reason = (e.diag.message_primary or str(e)).strip()
             raise VectorExtensionError(f"the database at {shown(url)} has no `vector` extension ({reason}); {advice}") from None
-    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
     if row is None:
         raise VectorExtensionError(f"the database at {shown(url)} has no `vector` extension; {advice}")
     if tuple(int(x) for x in re.findall(r"\d+", row[0])[:2]) < (0, 8):
@@ -266,6 +271,11 @@ class PgStore(IndexStore):
         lock is the session's, so a killed build lets go of it with its connection."""
         conn = connect(self.url)
         try:
+            if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                raise DatabaseError(
+                    f"{shown(self.url)} is a read-only replica; build the index on the primary (qa index --index <its URL>)"
+                    " and let chat servers read the replica"
+                )
             if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
                 raise IndexBusyError(f"another `qa index` is building {shown(self.url)} right now; wait for it to finish")
             self._writer = conn
@@ -354,6 +364,8 @@ class PgStore(IndexStore):
             raise IndexBusyError(
                 f"qa processes are reading {shown(self.url)} with other settings; stop them (qa serve), then run `qa index` again"
             ) from None
+        except psycopg.errors.ReadOnlySqlTransaction:
+            raise DatabaseError(f"{shown(self.url)} takes no writes (a read-only user or replica); build the index on the primary") from None
         except psycopg.errors.InsufficientPrivilege as e:
             raise DatabaseError(f"the database user cannot write the index in {shown(self.url)} ({e.diag.message_primary}); grant it CREATE on the schema") from None
         except psycopg.OperationalError as e:
@@ -441,11 +453,13 @@ class PgStore(IndexStore):
                     copy.write_row((*row, length, np.asarray(vector, dtype=np.float32)))
             with conn.cursor().copy(f"COPY {table}_postings (unit, term, tf, length) FROM STDIN") as copy:
                 copy.write(_tsv(postings))
+            df: dict[str, int] = {}
+            for _, term, _, _ in postings:
+                df[term] = df.get(term, 0) + 1
             conn.execute(
-                f"""INSERT INTO {table}_terms
-                    SELECT term, count(*) FROM {table}_postings WHERE unit >= %s AND unit < %s GROUP BY term
+                f"""INSERT INTO {table}_terms SELECT * FROM unnest(%s::text[], %s::bigint[])
                     ON CONFLICT (term) DO UPDATE SET df = {table}_terms.df + excluded.df""",
-                (base, base + (1 << POSITION_BITS)),
+                (list(df), list(df.values())),
             )
             conn.execute("UPDATE qa_stats SET texts = texts + %s, length = length + %s WHERE level = %s", (len(rows), total, level))
 
@@ -506,14 +520,38 @@ class PgSnapshot(Snapshot):
         wanted = set(sources)
         return [int(self._doc_ids[d]) for d, s in enumerate(self.status.documents) if s.source in wanted]
 
-    def _fetch(self, sql: str, params=()) -> list[tuple]:
+    def _fetch(self, sql: str, params=(), local: str = "", reset: str = "") -> list[tuple]:
+        """Rows of one query, after the transaction-local settings `local` (undone by `reset` after it). A lost
+        connection (a restart, an idle-session timeout, a failover) is reopened once: a new transaction reads
+        the same rows while the index is still at this snapshot's commit."""
         import psycopg
 
         with self._lock:
-            try:
-                return self._conn.execute(sql, params).fetchall()
-            except psycopg.OperationalError as e:
-                raise _connection_error(self.url, e) from None
+            for attempt in (0, 1):
+                try:
+                    if local:
+                        self._conn.execute(local, params)
+                    rows = self._conn.execute(sql, params).fetchall()
+                    if reset:
+                        self._conn.execute(reset)
+                    return rows
+                except psycopg.OperationalError as e:
+                    if attempt:
+                        raise _connection_error(self.url, e) from None
+                    self._reopen()
+        raise AssertionError("unreachable")
+
+    def _reopen(self) -> None:
+        self._conn.close()
+        conn = connect(self.url, reader=True)
+        try:
+            if _status(conn, self.url)[0].commit != self.status.commit:
+                raise IndexChangedError(f"the index in {shown(self.url)} changed while this question was answered; ask again")
+            _vector_types(conn, self.url, create=False)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
 
     # -- the interface ------------------------------------------------------------------------------------
 
@@ -584,19 +622,20 @@ class PgSnapshot(Snapshot):
         where = "" if docs is None else f"WHERE (id >> {POSITION_BITS}) = ANY(%(docs)s)"
         params = {"v": vector, "k": int(k), "docs": docs, "ef": str(ef_search(self.size(level)))}
         if rows_searched <= EXACT_LIMIT:
+            if docs is not None:  # read only those documents' id ranges
+                where = "JOIN unnest(%(lo)s::bigint[], %(hi)s::bigint[]) r(lo, hi) ON id >= r.lo AND id < r.hi"
+                params |= {"lo": [d << POSITION_BITS for d in docs], "hi": [(d + 1) << POSITION_BITS for d in docs]}
             sql = f"""WITH scored AS MATERIALIZED (SELECT id, embedding <#> %(v)s AS distance FROM {table} {where})
                       SELECT id, (-distance)::float4 AS score FROM scored ORDER BY score DESC FETCH FIRST %(k)s ROWS WITH TIES"""
             return self._hits(level, self._fetch(sql, params), k)
-        with self._lock:
-            conn = self._conn
+        rows = self._fetch(
+            f"SELECT id, -(embedding <#> %(v)s) FROM {table} {where} ORDER BY embedding <#> %(v)s LIMIT %(k)s",
+            params,
             # the planner may still prefer a full scan of a table that is small for its cost model: HNSW it is
-            conn.execute(
-                """SELECT set_config('hnsw.ef_search', %(ef)s, true), set_config('hnsw.iterative_scan', 'strict_order', true),
-                          set_config('enable_seqscan', 'off', true)""",
-                params,
-            )
-            rows = conn.execute(f"SELECT id, -(embedding <#> %(v)s) FROM {table} {where} ORDER BY embedding <#> %(v)s LIMIT %(k)s", params).fetchall()
-            conn.execute("SELECT set_config('enable_seqscan', 'on', true)")
+            local="""SELECT set_config('hnsw.ef_search', %(ef)s, true), set_config('hnsw.iterative_scan', 'strict_order', true),
+                            set_config('enable_seqscan', 'off', true)""",
+            reset="SELECT set_config('enable_seqscan', 'on', true)",
+        )
         return self._hits(level, rows, k)
 
     def _rows_of(self, level: str, docs: list[int]) -> int:

@@ -145,6 +145,34 @@ def test_a_file_update_is_one_commit_that_open_snapshots_do_not_see(store, pg_ur
     other.close()
 
 
+def test_a_lost_connection_is_reopened_while_the_index_stays_at_the_snapshots_commit(store, pg_url):
+    store.update(KEY, Changes(upserts=indexed(TOY)))
+    snapshot = store.open(KEY)
+    before = snapshot.search_lexical(UNITS, {"queen": 1.0, "etna": 1.0}, 5)
+
+    def drop_readers():  # what a server restart or idle_in_transaction_session_timeout does to a snapshot
+        with psycopg.connect(pg_url, autocommit=True) as c:
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'")
+
+    drop_readers()
+    after = snapshot.search_lexical(UNITS, {"queen": 1.0, "etna": 1.0}, 5)
+    assert np.array_equal(before.ids, after.ids) and np.array_equal(before.scores, after.scores)
+    store.update(KEY, Changes(removed=["volcano.txt"]))
+    drop_readers()
+    with pytest.raises(qa.pgstore.IndexChangedError, match="changed while this question was answered; ask again"):
+        snapshot.search_dense(UNITS, snapshot.vectors(UNITS, [0])[0], 5)
+    assert store.open(KEY).size(UNITS) < snapshot.size(UNITS)
+
+
+def test_a_read_only_database_refuses_a_build_with_what_to_do(store, pg_url):
+    store.update(KEY, Changes(upserts=indexed(TOY)))
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute(f"ALTER DATABASE {c.info.dbname} SET default_transaction_read_only = on")
+    with pytest.raises(qa.pgstore.DatabaseError, match="takes no writes .* build the index on the primary"):
+        PgStore(pg_url).update(KEY, Changes(removed=["volcano.txt"]))
+    assert len(PgStore(pg_url).open(KEY).status.documents) == 3  # and readers go on reading it
+
+
 def test_remove_everything_then_rebuild(store):
     store.update(KEY, Changes(upserts=indexed(TOY)))
     status = store.update(KEY, Changes(removed=sorted(TOY)))
@@ -280,8 +308,11 @@ def same_hits(a, b) -> None:
     """The same scores, and the same ids in each run of equal scores (the folder store's top-k selection does
     not keep tied ids in order, nor pick the lowest ones at the k-th place)."""
     assert np.allclose(a.scores, b.scores, rtol=1e-6, atol=1e-6)
-    above = a.scores > a.scores[-1] + 1e-6 if len(a.scores) else []
-    assert sorted(zip(np.round(a.scores[above], 5), a.ids[above])) == sorted(zip(np.round(b.scores[above], 5), b.ids[above]))
+    if len(a.scores):
+        above = [a.scores > a.scores[-1] + 1e-6, b.scores > b.scores[-1] + 1e-6]
+        assert sorted(a.ids[above[0]].tolist()) == sorted(b.ids[above[1]].tolist())
+        score_in_b = dict(zip(b.ids.tolist(), b.scores.tolist()))
+        assert all(abs(score_in_b[i] - x) <= 1e-6 for i, x in zip(a.ids[above[0]].tolist(), a.scores[above[0]].tolist()))
 
 
 def same_snapshots(a, b, queries) -> None:
@@ -407,7 +438,9 @@ def fresh_database(server):
 def test_two_processes_on_one_database_both_see_each_commit(tmp_path, embedder, pg_url):
     builder = assistant_at(tmp_path / "a", embedder, pg_url)
     builder.index()
-    server = assistant_at(tmp_path / "b", embedder, pg_url, files={})  # another chat server: never builds
+    server = Assistant(Settings(seeds_dir=tmp_path / "elsewhere", index_dir=pg_url), warn=lambda m: None)
+    server.embedder = embedder  # a chat server on another machine: no seeds folder, nothing to build
+    assert not server.staleness()
     assert "3,357" in server.ask("How high is Mount Etna?").answer
     (builder.settings.seeds_dir / "volcano.txt").write_text("Mount Etna is an active volcano. It is about 3,403 metres high.\n")
     builder.index()
