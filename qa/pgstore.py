@@ -10,8 +10,8 @@ Tables (all `qa_*`, in the connection's schema):
     qa_*_terms              (term, df): document frequencies, kept with the postings by every update
     qa_stats                per level: rows and total BM25 length (N and the average length)
 A row's id in the database is `document << 24 | position`, so a document's rows are one id range (deleted by
-one range scan) and keep their ids while other files change. A snapshot numbers documents and rows 0.. in id
-order, as the interface asks. Every `update` is one transaction, and a snapshot is one repeatable-read
+one range scan) and keep their ids while other files change. A snapshot numbers documents 0.. in order of
+source and rows 0.. document after document, as the interface asks. Every `update` is one transaction, and a snapshot is one repeatable-read
 transaction: readers see the old commit or the new one, never a mix. A build holds an advisory lock.
 """
 
@@ -36,7 +36,6 @@ from .types import CHUNK_ROW, KINDS, UNIT_ROW, Changes, DocumentStatus, Document
 
 #: Format of the tables; a database holding another one is rebuilt by `qa index`, refused by readers.
 FORMAT_VERSION = 1
-SCHEMES = ("postgresql://", "postgres://")
 #: Position bits of a row id: a document holds up to 2^24 units (the 20 MB file limit stays far below).
 POSITION_BITS = 24
 #: Up to this many rows a dense search reads them all, exactly (as the folder store's flat index); HNSW beyond.
@@ -74,11 +73,6 @@ class IndexChangedError(DatabaseError):
     """A snapshot's connection was lost and the index had moved on by the time it was back."""
 
 
-def is_url(index: object) -> bool:
-    """Whether an --index value names a PostgreSQL database rather than a folder."""
-    return str(index).startswith(SCHEMES)
-
-
 def shown(url: str) -> str:
     """The URL with its password hidden, for messages: postgresql://qa:secret@db/x -> postgresql://qa:***@db/x."""
     return re.sub(r"(://[^:/@?]*):[^@/?]+@", r"\1:***@", url)
@@ -100,7 +94,7 @@ def _connection_error(url: str, error: Exception) -> DatabaseError:
 
 def _psycopg():
     try:
-        import pgvector.psycopg  # noqa: F401 - needed by every connection after this one
+        import pgvector.psycopg  # noqa: F401 - checked here too, so a missing one is this line, not a traceback later
         import psycopg
     except ImportError:
         raise DatabaseError("an index in PostgreSQL needs psycopg and pgvector: pip install 'qa[postgres]'") from None
@@ -197,25 +191,20 @@ _ALL_TABLES = (
 
 def _manifest(conn, url: str) -> tuple:
     """(format_version, settings, dimension, built_at, skipped, commit); refuse a missing index or one of
-    another format, with the folder store's message."""
+    another format, with the folder store's message. Asks nothing that could fail (inside a build's
+    transaction an error would end it): every format keeps `format_version`, the other columns are read
+    only when it matches."""
     missing = IndexMissingError(f"no index in {shown(url)}; run `qa index --index {shown(url)}` to build it")
     if conn.execute("SELECT to_regclass('qa_manifest')").fetchone()[0] is None:
         raise missing
-    try:
-        row = conn.execute("SELECT format_version, settings, dimension, built_at, skipped, commit FROM qa_manifest").fetchone()
-    except Exception as e:  # a table of another qa version: other columns
-        import psycopg
-
-        if not isinstance(e, psycopg.errors.UndefinedColumn):
-            raise
-        row = (None,)
-    if row is None:
+    version = conn.execute("SELECT format_version FROM qa_manifest").fetchone()
+    if version is None:
         raise missing
-    if row[0] != FORMAT_VERSION:
+    if version[0] != FORMAT_VERSION:
         raise IndexMismatchError(
-            f"index was written by another version of qa (index format {row[0]}, now {FORMAT_VERSION}); run `qa index` to rebuild it"
+            f"index was written by another version of qa (index format {version[0]}, now {FORMAT_VERSION}); run `qa index` to rebuild it"
         )
-    return row
+    return conn.execute("SELECT format_version, settings, dimension, built_at, skipped, commit FROM qa_manifest").fetchone()
 
 
 def _status(conn, url: str) -> tuple[IndexStatus, list[int]]:

@@ -217,6 +217,13 @@ def test_settings_and_format_mismatches_are_refused_with_the_folder_stores_messa
         store.status()
     status = store.update(KEY, Changes(upserts=indexed(TOY), rebuild=True))  # qa index rebuilds it
     assert status.format_version == qa.pgstore.FORMAT_VERSION and len(status.documents) == 3
+    with psycopg.connect(pg_url) as c:  # tables of another version: other columns too
+        c.execute("ALTER TABLE qa_manifest DROP COLUMN commit")
+        c.execute("UPDATE qa_manifest SET format_version = 2")
+    for call in (store.commit_id, store.status, lambda: store.open(KEY)):
+        with pytest.raises(IndexMismatchError, match="index format 2, now 1"):
+            call()
+    assert len(store.update(KEY, Changes(upserts=indexed(TOY), rebuild=True)).documents) == 3
 
 
 def test_an_empty_database_has_no_index(store):
