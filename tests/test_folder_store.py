@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import qa.segment
 from qa.cli import main
+from qa.errors import QAError
 from qa.folder_store import FolderStore
 from qa.lexical import tokenize
 from qa.store import CHUNKS, LEVELS, UNITS
@@ -334,6 +335,7 @@ FULL_DISK = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # no file may grow past 4 kB: the disk is 'full' (EFBIG)
 from qa.cli import main
+from qa.errors import QAError
 sys.exit(main(["index", "--seeds", sys.argv[1], "--index", sys.argv[2]]))
 """
 
@@ -354,6 +356,27 @@ def test_a_full_disk_during_an_update_is_one_line_and_leaves_the_old_index_and_n
     assert {k: v for k, v in after.items() if k != ".lock"} == {k: v for k, v in before.items() if k != ".lock"}
     assert "3,357" in make_assistant(tmp_path, embedder, files={}).ask("How high is Mount Etna?").citations[0].context
     assert assistant.index().changed == 1
+
+
+def test_serve_starts_on_the_old_index_when_the_rebuild_at_start_fails(tmp_path, embedder, monkeypatch, capsys):
+    from qa.web import build_first
+
+    assistant = make_assistant(tmp_path, embedder)
+    assistant.index()
+    (assistant.settings.seeds_dir / "volcano.txt").write_text("Mount Etna is 9,999 metres high in this rewrite.\n")
+
+    def disk_full(self, folder):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("qa.lexical.Postings.save", disk_full)
+    capsys.readouterr()
+    build_first(assistant)
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "serving the index built before" in err
+    assert "3,357" in assistant.ask("How high is Mount Etna?").citations[0].context
+    empty = make_assistant(tmp_path / "never-built", embedder)
+    with pytest.raises(QAError, match="No space left on device"):
+        build_first(empty)  # nothing to fall back on
 
 
 # -- issue 16 item 12: the live snapshot after a commit -------------------------------------------------------------
