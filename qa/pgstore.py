@@ -337,8 +337,7 @@ class PgStore(IndexStore):
             with conn.transaction():
                 _vector_types(conn, self.url, create=True)
                 fresh = self._prepare(key, changes)
-                for source in [*changes.removed, *(u.document.source for u in changes.upserts)]:
-                    self._delete(source)
+                self._delete([*changes.removed, *(u.document.source for u in changes.upserts)])
                 self._insert(changes.upserts)
                 if fresh:
                     for statement in _search_indexes():
@@ -392,25 +391,29 @@ class PgStore(IndexStore):
         )
         return True
 
-    def _delete(self, source: str) -> None:
+    def _delete(self, sources: list[str]) -> None:
+        """The files' rows (each file one id range), their terms' document frequencies and the statistics, for
+        all of a commit's removed and replaced files at once."""
         conn = self._writer
-        row = conn.execute("DELETE FROM qa_documents WHERE source = %s RETURNING id", (source,)).fetchone()
-        if row is None:
+        ids = [n for (n,) in conn.execute("DELETE FROM qa_documents WHERE source = ANY(%s) RETURNING id", (sources,))]
+        if not ids:
             return
-        lo, hi = row[0] << POSITION_BITS, (row[0] + 1) << POSITION_BITS
+        ranges = {"lo": [n << POSITION_BITS for n in ids], "hi": [(n + 1) << POSITION_BITS for n in ids]}
+        r = "unnest(%(lo)s::bigint[], %(hi)s::bigint[]) r(lo, hi)"
         for level, table in _TABLES.items():
             texts, length = conn.execute(
-                f"""WITH gone AS (DELETE FROM {table} WHERE id >= %s AND id < %s RETURNING length)
+                f"""WITH gone AS (DELETE FROM {table} t USING {r} WHERE t.id >= r.lo AND t.id < r.hi RETURNING t.length)
                     SELECT count(*), coalesce(sum(length), 0) FROM gone""",
-                (lo, hi),
+                ranges,
             ).fetchone()
             conn.execute(
                 f"""UPDATE {table}_terms d SET df = d.df - gone.n FROM (
-                        SELECT term, count(*) AS n FROM {table}_postings WHERE unit >= %s AND unit < %s GROUP BY term) gone
+                        SELECT term, count(*) AS n FROM {table}_postings p JOIN {r} ON p.unit >= r.lo AND p.unit < r.hi
+                        GROUP BY term) gone
                     WHERE d.term = gone.term""",
-                (lo, hi),
+                ranges,
             )
-            conn.execute(f"DELETE FROM {table}_postings WHERE unit >= %s AND unit < %s", (lo, hi))
+            conn.execute(f"DELETE FROM {table}_postings p USING {r} WHERE p.unit >= r.lo AND p.unit < r.hi", ranges)
             conn.execute("UPDATE qa_stats SET texts = texts - %s, length = length - %s WHERE level = %s", (texts, length, level))
 
     def _insert(self, upserts: list[IndexedDocument]) -> None:
