@@ -47,15 +47,19 @@ def embedded_server():
         server.cleanup()
 
 
-def pool(shared: Path):
-    """Chunk texts of the seeds and SQuAD paragraphs, their vectors, and the benchmark questions' vectors."""
-    from corpus import base_documents, questions
+def pool(shared: Path, chunks: int):
+    """Chunk texts of bench/corpus.py's corpus of ~`chunks` chunks, their vectors, and the benchmark questions'
+    vectors. The more distinct texts, the fewer near-copies of each among the rows (10^5 rows from the 1,164
+    chunks of a 10^3 corpus: ~86 copies of each)."""
+    from corpus import make_corpus, questions
 
     from qa.chunking import Chunker
     from qa.embedding import Embedder
 
     chunker = Chunker(200, 1)
-    texts = [c.text for _, text in base_documents(shared) for c in chunker.split(text)[1]]
+    folder = Path(tempfile.mkdtemp(prefix="qa-pg-pool-"))
+    make_corpus(folder, chunks, shared)
+    texts = [c.text for path in sorted(folder.rglob("*.txt")) for c in chunker.split(path.read_text(encoding="utf-8"))[1]]
     embedder = Embedder()
     vectors = embedder.encode(texts, 64)
     asked = embedder.encode_query([q["q"] for q in questions(shared, 50)])
@@ -94,6 +98,7 @@ def run(url: str, n: int, texts, vectors, asked, maintenance_work_mem: str | Non
     import psycopg
 
     from qa.pgstore import EXACT_LIMIT, PgStore
+    from qa.segment import ef_search
     from qa.store import UNITS
     from qa.types import Changes
 
@@ -118,10 +123,24 @@ def run(url: str, n: int, texts, vectors, asked, maintenance_work_mem: str | Non
     copies = stored[rng.integers(0, n, 150)] + SIGMA * rng.standard_normal((150, stored.shape[1]), dtype=np.float32)
     queries = np.concatenate([asked, copies / np.linalg.norm(copies, axis=1, keepdims=True)])
     truth = np.argsort(-(queries @ stored.T), axis=1)[:, :10]
-    dense_ms, found = [], []
+    import qa.pgstore
+
+    recall_at = {}
+    for ef in (40, 100, 384, 768, 1000) if n > EXACT_LIMIT else (0,):
+        qa.pgstore.ef_search = (lambda e: lambda rows: e)(ef) if ef else qa.pgstore.ef_search
+        dense_ms, found = [], []
+        for q in queries:
+            t = time.perf_counter()
+            found.append(snapshot.search_dense(UNITS, q, 10).ids)
+            dense_ms.append(1000 * (time.perf_counter() - t))
+        recall = [len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth)]
+        recall_at[ef] = (round(float(np.mean(recall)), 4), round(float(np.mean(recall[: len(asked)])), 4), percentiles(dense_ms)[0])
+    qa.pgstore.ef_search = ef_search
+    found = [snapshot.search_dense(UNITS, q, 10).ids for q in queries]
+    dense_ms = []
     for q in queries:
         t = time.perf_counter()
-        found.append(snapshot.search_dense(UNITS, q, 10).ids)
+        snapshot.search_dense(UNITS, q, 10)
         dense_ms.append(1000 * (time.perf_counter() - t))
     recall = [len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth)]
     from qa.lexical import tokenize
@@ -154,6 +173,8 @@ def run(url: str, n: int, texts, vectors, asked, maintenance_work_mem: str | Non
         "build_s": round(build_s, 1),
         "recall@10": round(float(np.mean(recall)), 4),
         "recall@10_questions": round(float(np.mean(recall[: len(asked)])), 4),
+        "ef_search": ef_search(n),
+        "recall@10 by ef_search (all, questions, p50 ms)": recall_at,
         "dense_p50_ms": percentiles(dense_ms)[0],
         "dense_p95_ms": percentiles(dense_ms)[1],
         "bm25_p50_ms": percentiles(lexical_ms)[0],
@@ -258,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--maintenance-work-mem", nargs="+", default=[""], help="e.g. 64MB 1GB ('' = the server's)")
     p.add_argument("--answers", action="store_true", help="warm answers at seeds size and a one-file update, both stores")
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--pool", type=int, default=1_000, help="chunks of the corpus whose texts and vectors the rows copy")
     args = p.parse_args(argv)
     if args.answers:
         with contextlib.nullcontext(args.url) if args.url else embedded_server() as url:
@@ -266,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{k:32} {v}")
         print(json.dumps({"pg_answers": result}))
         return 0
-    texts, vectors, asked = pool(shared_dir())
+    texts, vectors, asked = pool(shared_dir(), args.pool)
     rows = []
     with contextlib.nullcontext(args.url) if args.url else embedded_server() as url:
         for n in args.rows:
