@@ -507,3 +507,18 @@ def test_the_cli_builds_and_answers_from_a_database(tmp_path, capsys, pg_url):
     citation = answer["citations"][0]
     assert answer["answered"] and citation["source"] == "notes/bees.md"
     assert TOY["notes/bees.md"][citation["start"] : citation["end"]] == citation["quote"]
+
+
+def test_a_url_stays_a_url_and_the_folder_store_never_imports_psycopg(tmp_path, monkeypatch):
+    url = "postgresql://qa@/qa?host=/run/postgresql"
+    assert Settings(index_dir=url).index_dir == url
+    monkeypatch.setenv("QA_INDEX_DIR", url)
+    assert Settings.from_env().index_dir == url  # not a Path, which folds '//' into '/'
+    probe = (
+        "import sys; from qa.cli import main; from qa.errors import QAError; from qa.store import open_store\n"
+        "try:\n    open_store(sys.argv[1]).status()\nexcept QAError:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'pgvector') or m == 'qa.pgstore'))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "index")], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True).stdout
+    assert out.strip() == "[]"
