@@ -25,6 +25,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 
 import numpy as np
 
@@ -345,7 +346,7 @@ class PgStore(IndexStore):
                 commit = uuid.uuid4().hex
                 conn.execute(
                     "UPDATE qa_manifest SET settings = %s, built_at = %s, skipped = %s, commit = %s",
-                    (json.dumps(key), time.strftime("%Y-%m-%dT%H:%M:%S%z"), json.dumps([s.__dict__ for s in changes.skipped]), commit),
+                    (json.dumps(key), time.strftime("%Y-%m-%dT%H:%M:%S%z"), json.dumps([asdict(s) for s in changes.skipped]), commit),
                 )
         except psycopg.errors.LockNotAvailable:
             raise IndexBusyError(

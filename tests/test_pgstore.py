@@ -357,9 +357,10 @@ def index(request, tmp_path):
 
 
 def test_build_update_remove_and_reopen(tmp_path, embedder, index):
-    assistant = assistant_at(tmp_path, embedder, index)
+    assistant = assistant_at(tmp_path, embedder, index, TOY | {"scan.txt": b"\x00\x01 not text"})
     report = assistant.index()
     assert (report.added, report.chunks_embedded) == (3, report.chunks)
+    assert [f.source for f in assistant.status().index.skipped] == ["scan.txt"]
     eggs = assistant.ask("How many eggs does the queen lay?")
     assert eggs.answered and "1,500 eggs" in eggs.answer and eggs.citations[0].source == "notes/bees.md"
 
