@@ -238,6 +238,8 @@ class Assistant:
         """Compare seeds/ with the files the live index was built from: by size and mtime, hashing only a file
         whose size or mtime moved (once per version of it)."""
         status = self.live().snapshot.status
+        if not self.settings.seeds_dir.is_dir():
+            return Staleness()  # a chat server beside a shared index that a `qa index` elsewhere keeps up to date
         known = {d.source: (d.sha256, d.size, d.mtime_ns) for d in status.documents}
         known.update({f.source: (f.sha256, f.size, f.mtime_ns) for f in status.skipped})
         now = _scan(self.settings.seeds_dir)

@@ -214,7 +214,7 @@ def parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--seeds", type=Path, help="folder of .txt/.md documents (default: seeds)")
-        sp.add_argument("--index", type=Path, help="index folder (default: index)")
+        sp.add_argument("--index", help="index folder, or a postgresql:// URL (default: index)")
 
     sp = sub.add_parser("index", help="build or update the index from the seeds folder")
     common(sp)

