@@ -1,21 +1,27 @@
-"""Extractor: candidate sentences -> the quoted answer, its answer phrase, a confidence, or an honest abstention.
+"""Extractor: candidate units -> the quoted evidence window, its answer phrase, a confidence, or an abstention.
 
-Each candidate sentence is scored by a linear function of evidence that needs no model call (FEATURES):
-its own, its passage's and its neighbours' cosine to the question (vectors from the index); the idf-weighted
-share of the question's terms found in the sentence, around it and in its document; whether it holds the
-kind of thing the question asks for (a number for "how many", a date for "when", a name for "who"), near the
-question's words; and whether it says anything beyond the question. A logistic squash of the best sentence's
-score is the confidence; below Settings.min_confidence the assistant abstains.
+The quoted evidence is a window of 1..WINDOW_UNITS consecutive units (sentences or lines) of one passage, one
+verbatim span: the line that repeats the question's words and the next one that answers it are quoted together.
+Each window is scored by a linear function of evidence that needs no model call (FEATURES): its units', its
+passage's and its neighbours' cosine to the question (vectors from the index); the idf-weighted share of the
+question's terms found in it, around it, in the heading or table header it sits under, and in its document;
+whether it holds the kind of thing the question asks for (a number for "how many", a date for "when", a name
+for "who"), near the question's words, or an acronym's expansion; whether it says anything beyond the question;
+its size, whether it is a quoted older message (`> `), an update, a structure line; and for a follow-up,
+whether it is in the previous answer's document. A logistic squash of the best window's score is the
+confidence; below Settings.min_confidence the assistant abstains.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .chunking import layout
 from .lexical import term_spans, tokenize
 from .retrieval import Candidates, Query
 from .store import IndexData
@@ -82,39 +88,58 @@ KIND_WORD_WEIGHT = 0.3
 
 @dataclass(frozen=True)
 class Weights:
-    """The scoring function: a weighted sum of FEATURES, then confidence = 1 / (1 + exp(-steepness * (sum - bias))).
+    """The scoring function of an evidence window: a weighted sum of FEATURES, then
+    confidence = 1 / (1 + exp(-steepness * (sum - bias))).
 
-    How they were set (no question or document of the dev sets is special-cased): features were kept when they
-    helped on both SQuAD articles; the weights are a coordinate-ascent search for hit@1 (+ hit@3 / 2 + source@1
-    / 4) on the 810 Super Bowl 50 questions alone, rounded (the fit moved hit@1 from 0.683 to 0.689 and
-    nothing on Normans, held out: 0.760 both). `bias` is where a logistic fit separates the Super Bowl
-    questions from Normans questions asked of the Super Bowl paragraphs alone (1.41; the other way round
-    1.47): below it the documents are about something else. `steepness` is the fit of "a citation holds the
-    answer" with that bias fixed (2.3), so an answered question's confidence reads roughly as that chance.
+    Fitted by bench/quality_cv.py on the development corpus (eval/dev, realistic files) and the seed questions:
+    a listwise fit over each question's windows, judged by leave-one-document-out. `bias` is the score below
+    which the fit abstains (chosen on the fitted documents), `steepness` the logistic fit of "the first
+    quotation holds the answer" with that bias fixed. No question or document is special-cased.
     """
 
-    sentence_dense: float = 1.0
-    chunk_dense: float = 1.0
-    neighbour_dense: float = 0.2
-    sentence_terms: float = 0.8
-    context_terms: float = 0.4
-    document_terms: float = 0.3
-    next_terms: float = -0.2
-    answer_kind: float = 0.15
-    kind_missing: float = -0.2
-    kind_near: float = 0.1
-    novelty: float = 0.2
-    bias: float = 1.4
-    steepness: float = 2.5
+    sentence_dense: float = 4.75
+    window_dense: float = 5.7
+    chunk_dense: float = 1.52
+    neighbour_dense: float = 0.58
+    sentence_terms: float = 2.84
+    context_terms: float = 4.19
+    heading_terms: float = 2.22
+    document_terms: float = 1.84
+    next_terms: float = -2.02
+    answer_kind: float = 1.09
+    kind_missing: float = -0.17
+    kind_near: float = 1.4
+    novelty: float = 1.04
+    extra_units: float = 0.68
+    echo: float = -1.78
+    quoted: float = -0.67
+    structure: float = 0.13
+    definition: float = 2.18
+    update: float = 0.36
+    previous_document: float = 1.02
+    repeats_previous: float = -1.34
+    rare_term: float = 0.95
+    bias: float = 9.35
+    steepness: float = 0.5
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
 
 
-#: The evidence about one candidate sentence, in the order of `Extractor.features` columns.
+#: The evidence about one candidate window, in the order of `Extractor.features` columns.
 FEATURES = tuple(f.name for f in fields(Weights) if f.name not in ("bias", "steepness"))
-#: The features that need the sentence's text scanned for the asked kind of answer; each is 0 or 1.
-_KIND_FEATURES = ("answer_kind", "kind_missing", "kind_near")
+#: Units a window spans at most: a topic line and its detail, a question from the floor and its reply.
+WINDOW_UNITS = 3
+#: "what does PSB stand for", "what is the PSB": the acronym asked about.
+_ASKS_EXPANSION = re.compile(r"\b[Ww]hat (?:does|do|is|are|was)(?: the| an| a)? ([A-Z][A-Z0-9&]{1,9}s?)\b")
+#: Words that mark the current version of something said before: a correction, an update, a move.
+_UPDATE = re.compile(
+    r"\b(?:update[ds]?|correct(?:ed|ion)|revised|now|moved|postponed|rescheduled|changed|instead|no longer|"
+    r"replac(?:es|ed)|supersed(?:es|ed)|latest)\b",
+    re.IGNORECASE,
+)
+_QUOTED_LINE = re.compile(r"\s*>")
+_STRUCTURE_KINDS = frozenset({"line", "table_row", "list_item"})
 
 
 def asked_kind(question: str) -> str:
@@ -275,27 +300,110 @@ def _coverage(terms: dict[str, float], present) -> float:
 
 @dataclass(frozen=True)
 class Scored:
+    """An evidence window: units `sentence`..`last`-1 of one document (one unit when `last` is None), inside
+    passage `chunk`, with its score in [0, 1]."""
+
     sentence: int
     chunk: int
     score: float
+    last: int | None = None
+
+    @property
+    def end(self) -> int:
+        return self.sentence + 1 if self.last is None else self.last
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """What scoring needs of one stored unit, whatever the question: read once, then cached."""
+
+    document: int
+    start: int
+    end: int
+    kind: str
+    terms: frozenset[int]
+    context_terms: frozenset[int]
+    context: str
+    quoted: bool
+    empty: bool  # no letter or digit: a drawn rule, a table's |---| line
+
+
+@dataclass(frozen=True)
+class Window:
+    """A candidate window while scoring: units first..last-1 within passage `chunk`."""
+
+    first: int
+    last: int
+    chunk: int
+
+
+def expansion(sentence: str, acronym: str) -> tuple[int, int] | None:
+    """Offsets of the words an acronym stands for, written "the Plant Safety Board (PSB)" or "PSB (Plant Safety
+    Board)"; None when the sentence does not spell it out.
+
+    >>> s = "Ask the Plant Safety Board (PSB) first."
+    >>> s[slice(*expansion(s, "PSB"))]
+    'Plant Safety Board'
+    """
+    bare = acronym.rstrip("s")
+    m = re.search(rf"\(\s*{re.escape(bare)}s?\s*\)", sentence)
+    if m:
+        # walk back over the words before "(PSB)" until their capitals spell it: Plant Safety Board
+        words = list(re.finditer(r"[\w&'’-]+", sentence[: m.start()]))
+        capitals = 0
+        for k in range(len(words) - 1, -1, -1):
+            capitals += words[k].group()[0].isupper()
+            if capitals == len(bare):
+                return (words[k].start(), words[-1].end()) if k < len(words) - 1 else None
+    m = re.search(rf"\b{re.escape(bare)}s?\s*\(([^)]{{3,80}})\)", sentence)
+    if m:
+        return m.start(1), m.end(1)
+    return None
 
 
 class Extractor:
-    """Chooses answer sentences among a retriever's candidates."""
+    """Chooses evidence windows among a retriever's candidate units."""
 
     def __init__(self, data: IndexData, weights: Weights = Weights()):
         self.data = data
         self.weights = weights
         #: Document d's chunks are rows _doc_chunks[d] to _doc_chunks[d + 1] - 1.
         self._doc_chunks = np.searchsorted(data.chunks[:, 0], np.arange(len(data.documents) + 1))
+        self._units: dict[int, _Unit] = {}
+        self._layouts: dict[int, tuple[list[int], list]] = {}
 
     def _sentence_text(self, s: int) -> str:
         doc, start, end = (int(x) for x in self.data.sentences[s])
         return self.data.documents[doc].text[start:end]
 
-    def _neighbours(self, s: int) -> list[int]:
-        doc = self.data.sentences[s, 0]
-        return [n for n in (s - 1, s + 1) if 0 <= n < len(self.data.sentences) and self.data.sentences[n, 0] == doc]
+    def _shape(self, doc: int, start: int) -> tuple[str, int, int]:
+        """A unit's kind and the span of its heading or table header, from the document's layout."""
+        if doc not in self._layouts:
+            blocks = layout(self.data.documents[doc].text)
+            self._layouts[doc] = ([b.start for b in blocks], blocks)
+        starts, blocks = self._layouts[doc]
+        at = bisect.bisect_right(starts, start) - 1
+        if at < 0:
+            return "sentence", 0, 0
+        b = blocks[at]
+        return b.kind, b.context_start, b.context_end
+
+    def unit(self, u: int) -> _Unit:
+        found = self._units.get(u)
+        if found is None:
+            doc, start, end = (int(x) for x in self.data.sentences[u])
+            text = self.data.documents[doc].text
+            kind, c_start, c_end = self._shape(doc, start)
+            context = text[c_start:c_end]
+            ids = self.data.sentence_bm25.term_ids(tokenize(context)) if context else {}
+            line_start = text.rfind("\n", 0, start) + 1
+            found = _Unit(
+                doc, start, end, kind, frozenset(self.data.sentence_bm25.terms_of(u)),
+                frozenset(i for i in ids.values() if i >= 0), context,
+                bool(_QUOTED_LINE.match(text, line_start)), not any(ch.isalnum() for ch in text[start:end]),
+            )
+            self._units[u] = found
+        return found
 
     def _documents_holding(self, terms: list[str], docs: np.ndarray) -> dict[str, set[int]]:
         """For each term, which of `docs` hold it: a binary search of its chunk postings for each document's chunks
@@ -307,93 +415,152 @@ class Extractor:
             holding[t] = set(docs[np.searchsorted(postings, first) < np.searchsorted(postings, last)].tolist())
         return holding
 
-    def features(self, question: str, query: Query, candidates: Candidates, keep: int | None = None) -> np.ndarray:
-        """One row of FEATURES per candidate sentence, each in [0, 1] (cosines in [-1, 1]).
+    def windows(self, candidates: Candidates) -> list[Window]:
+        """Every run of 1..WINDOW_UNITS units that starts at a candidate and stays inside its passage, without a
+        heading (a heading is a unit's context, never its answer) or an empty line in it."""
+        seen, out = set(), []
+        for s, c in zip(candidates.sentences.tolist(), candidates.chunks.tolist()):
+            chunk_last = int(self.data.chunks[c, 4])
+            for last in range(s + 1, min(s + WINDOW_UNITS, chunk_last) + 1):
+                u = self.unit(last - 1)
+                if u.kind == "heading" or u.empty:
+                    break
+                if (s, last) not in seen:
+                    seen.add((s, last))
+                    out.append(Window(s, last, c))
+        return out
 
-        With `keep`, the answer-kind columns (a regex pass over the sentence) are filled only for candidates that
-        could still rank among the best `keep`; the others leave them 0 and stay below those `keep` whatever
-        the columns would say. The columns of a candidate that can still rank are exact.
-        """
-        out = np.zeros((len(candidates.sentences), len(FEATURES)), dtype=np.float64)
-        if not len(out):
-            return out
+    def features(
+        self, question: str, query: Query, candidates: Candidates, previous: Scored | None = None
+    ) -> tuple[list[Window], np.ndarray]:
+        """The candidate windows and one row of FEATURES for each, every value in [0, 1] (cosines in [-1, 1])."""
+        windows = self.windows(candidates) if len(candidates.sentences) else []
+        out = np.zeros((len(windows), len(FEATURES)), dtype=np.float64)
+        if not windows:
+            return windows, out
         col = {name: i for i, name in enumerate(FEATURES)}
         bm25 = self.data.sentence_bm25
         weights = question_weights(question, bm25.idf(query.terms))
         weights.update({t: 0.5 * w for t, w in bm25.idf(query.history_terms).items() if t not in weights})
         ids = bm25.term_ids(weights)
         by_id = {ids[t]: w for t, w in weights.items()}
+        rare = {ids[max(weights, key=weights.get)]} if weights else set()
         docs = np.unique(self.data.sentences[candidates.sentences, 0])
         holding = self._documents_holding(list(weights), docs)
         document_terms = {d: _coverage(weights, {t for t, held in holding.items() if d in held}) for d in docs.tolist()}
-        terms: dict[int, set[int]] = {}  # candidates come in runs, so most sentences are someone's neighbour too
-
-        def terms_of(s: int) -> set[int]:
-            if s not in terms:
-                terms[s] = bm25.terms_of(s)
-            return terms[s]
-
         vectors = self.data.sentence_vectors
-        for i, s in enumerate(candidates.sentences.tolist()):
-            own = terms_of(s)
-            near = self._neighbours(s)
-            context = own.union(*(terms_of(n) for n in near))
-            following = terms_of(s + 1) if s + 1 in near else set()
-            row = out[i]
-            row[col["sentence_dense"]] = candidates.sentence_dense[i]
-            row[col["chunk_dense"]] = candidates.chunk_dense[i]
-            row[col["neighbour_dense"]] = max((float(vectors[n] @ query.vector) for n in near), default=0.0)
-            row[col["sentence_terms"]] = _coverage(by_id, own)
-            row[col["context_terms"]] = _coverage(by_id, context)
-            row[col["document_terms"]] = document_terms[int(self.data.sentences[s, 0])]
-            row[col["next_terms"]] = _coverage(by_id, following)
-            row[col["novelty"]] = min(len(own - by_id.keys()), 3) / 3
+        dense = dict(zip(candidates.sentences.tolist(), candidates.sentence_dense.tolist()))
+        chunk_dense = dict(zip(candidates.chunks.tolist(), candidates.chunk_dense.tolist()))
+
+        def cosine(u: int) -> float:
+            if u not in dense:
+                dense[u] = float(vectors[u] @ query.vector)
+            return dense[u]
+
         kind = asked_kind(question)
-        if not kind:
-            return out
-        rows = np.arange(len(out)) if keep is None else np.flatnonzero(self._could_rank(out, keep, _KIND_FEATURES))
         asked = _words(question)
-        texts = {}
-        for i in rows.tolist():
-            texts[i] = self._sentence_text(int(candidates.sentences[i]))
-            found = next(_kind_spans(texts[i], kind, asked), None) is not None  # the first span settles both
-            out[i, col["answer_kind"]] = found
-            out[i, col["kind_missing"]] = not found and kind != "name"
-        # the spans' word positions cost a tokenizer run and every span, so "near" is filled last, for fewer rows
-        near = rows if keep is None else rows[self._could_rank(out[rows], keep, ("kind_near",))]
-        for i in near.tolist():
-            if out[i, col["answer_kind"]]:
-                out[i, col["kind_near"]] = _kind_near(_kind_spans(texts[i], kind, asked), term_spans(texts[i]), weights)
-        return out
+        acronym = _ASKS_EXPANSION.search(question)
+        kind_of: dict[int, tuple[bool, bool]] = {}
 
-    def _could_rank(self, features: np.ndarray, keep: int, unknown: tuple[str, ...]) -> np.ndarray:
-        """Whether each candidate, at its best once the `unknown` columns (each 0 or 1) are filled, reaches the
-        `keep`-th best candidate at its worst; one that does not cannot enter the best `keep`."""
-        if len(features) <= keep:
-            return np.ones(len(features), dtype=bool)
-        w = self.weights
-        partial = features @ w.vector()
-        weights = [getattr(w, name) for name in unknown]
-        best, worst = partial + sum(max(x, 0.0) for x in weights), partial + sum(min(x, 0.0) for x in weights)
-        return best >= np.partition(worst, -keep)[-keep]
+        def kind_in(u: int) -> tuple[bool, bool]:
+            """(holds a span of the asked kind, one near the question's words) for unit u."""
+            if u not in kind_of:
+                text = self._sentence_text(u)
+                found = next(_kind_spans(text, kind, asked), None) is not None
+                near = found and _kind_near(_kind_spans(text, kind, asked), term_spans(text), weights)
+                kind_of[u] = (found, bool(near))
+            return kind_of[u]
 
-    def score(self, question: str, query: Query, candidates: Candidates, keep: int | None = None) -> list[Scored]:
-        """The best `keep` candidates (all, when None), best first, each with its score in [0, 1]; the first
-        one's is the answer's confidence."""
-        if len(candidates.sentences) == 0:
+        n_units = len(self.data.sentences)
+        for i, w in enumerate(windows):
+            units = [self.unit(u) for u in range(w.first, w.last)]
+            doc = units[0].document
+            near = [n for n in (w.first - 1, w.last) if 0 <= n < n_units and int(self.data.sentences[n, 0]) == doc]
+            own = frozenset().union(*(u.terms for u in units))
+            around = own.union(*(self.unit(n).terms for n in near), units[0].context_terms)
+            row = out[i]
+            cosines = [cosine(u) for u in range(w.first, w.last)]
+            row[col["sentence_dense"]] = max(cosines)
+            summed = vectors[w.first : w.last].sum(axis=0)
+            row[col["window_dense"]] = sum(cosines) / max(float(np.linalg.norm(summed)), 1e-6)
+            row[col["chunk_dense"]] = chunk_dense.get(w.chunk, 0.0)
+            row[col["neighbour_dense"]] = max((cosine(n) for n in near), default=0.0)
+            row[col["sentence_terms"]] = _coverage(by_id, own)
+            row[col["context_terms"]] = _coverage(by_id, around)
+            row[col["heading_terms"]] = _coverage(by_id, units[0].context_terms)
+            row[col["document_terms"]] = document_terms.get(doc, 0.0)
+            row[col["next_terms"]] = _coverage(by_id, self.unit(w.last).terms) if w.last in near else 0.0
+            new = len(own - by_id.keys())
+            row[col["novelty"]] = min(new, 3) / 3
+            row[col["echo"]] = len(own & by_id.keys()) / len(own) if own else 0.0
+            row[col["extra_units"]] = (w.last - w.first - 1) / (WINDOW_UNITS - 1)
+            row[col["quoted"]] = sum(u.quoted for u in units) / len(units)
+            row[col["structure"]] = any(u.kind in _STRUCTURE_KINDS for u in units)
+            row[col["rare_term"]] = bool(rare & around)
+            if previous is not None:
+                row[col["previous_document"]] = doc == int(self.data.sentences[previous.sentence, 0])
+                row[col["repeats_previous"]] = w.first < previous.end and previous.sentence < w.last
+            text = None
+            if acronym:
+                text = self.data.documents[doc].text[units[0].start : units[-1].end]
+                row[col["definition"]] = expansion(text, acronym.group(1)) is not None
+            if len(units) > 1 or units[0].kind != "heading":
+                text = text or self.data.documents[doc].text[units[0].start : units[-1].end]
+                row[col["update"]] = _UPDATE.search(text) is not None
+            if kind:
+                found = [kind_in(u) for u in range(w.first, w.last)]
+                row[col["answer_kind"]] = any(f for f, _ in found)
+                row[col["kind_missing"]] = not row[col["answer_kind"]] and kind != "name"
+                row[col["kind_near"]] = any(n for _, n in found)
+        return windows, out
+
+    def score(
+        self, question: str, query: Query, candidates: Candidates, keep: int | None = None, previous: Scored | None = None
+    ) -> list[Scored]:
+        """The best `keep` windows (all, when None) that do not overlap, best first, each with its score in
+        [0, 1]; the first one's is the answer's confidence."""
+        windows, features = self.features(question, query, candidates, previous)
+        if not windows:
             return []
         w = self.weights
-        raw = self.features(question, query, candidates, keep) @ w.vector()
+        raw = features @ w.vector()
+        return self.ranked(windows, raw, keep)
+
+    def ranked(self, windows: list[Window], raw: np.ndarray, keep: int | None = None) -> list[Scored]:
+        """Windows by raw score, best first, each one kept only when it shares no unit with a better one."""
+        w = self.weights
         scores = 1.0 / (1.0 + np.exp(-w.steepness * (raw - w.bias)))
-        order = np.argsort(-raw, kind="stable")[:keep]
-        return [Scored(int(candidates.sentences[i]), int(candidates.chunks[i]), float(scores[i])) for i in order]
+        taken: list[Scored] = []
+        used: set[int] = set()
+        for i in np.argsort(-raw, kind="stable").tolist():
+            win = windows[i]
+            span = set(range(win.first, win.last))
+            if span & used:
+                continue
+            used |= span
+            taken.append(Scored(win.first, win.chunk, float(scores[i]), win.last))
+            if keep is not None and len(taken) == keep:
+                break
+        return taken
+
+    def phrase(self, question: str, scored: Scored) -> tuple[int, int] | None:
+        """File offsets of the answer phrase inside a window: an acronym's expansion, else the first unit's
+        phrase of the asked kind."""
+        acronym = _ASKS_EXPANSION.search(question)
+        for u in range(scored.sentence, scored.end):
+            text = self._sentence_text(u)
+            start = int(self.data.sentences[u, 1])
+            found = expansion(text, acronym.group(1)) if acronym else answer_phrase(text, question)
+            if found:
+                return start + found[0], start + found[1]
+        return None
 
     def citation(self, question: str, scored: Scored) -> Citation:
-        doc, start, end = (int(x) for x in self.data.sentences[scored.sentence])
+        doc = int(self.data.sentences[scored.sentence, 0])
+        start, end = int(self.data.sentences[scored.sentence, 1]), int(self.data.sentences[scored.end - 1, 2])
         document = self.data.documents[doc]
         quote = document.text[start:end]
         _, c_start, c_end, _, _ = (int(x) for x in self.data.chunks[scored.chunk])
-        phrase = answer_phrase(quote, question)
         return Citation(
             source=document.source,
             quote=quote,
@@ -401,12 +568,35 @@ class Extractor:
             end=end,
             line=line_of(document.text, start),
             score=round(scored.score, 4),
-            answer_span=(start + phrase[0], start + phrase[1]) if phrase else None,
+            answer_span=self.phrase(question, scored),
             page=document.page_of(start),
             context_start=c_start,
             context_end=c_end,
             context=document.text[c_start:c_end],
+            heading=self.unit(scored.sentence).context,
         )
+
+    def window_vector(self, scored: Scored) -> np.ndarray:
+        """A window's unit vector, the normalised sum of its units' stored vectors (no model call)."""
+        summed = self.data.sentence_vectors[scored.sentence : scored.end].sum(axis=0)
+        return summed / max(float(np.linalg.norm(summed)), 1e-6)
+
+    def names(self, citation: Citation) -> list[str]:
+        """What a follow-up can point at in an answer: its marked phrase, else the names it holds (at most 3).
+
+        >>> Extractor.names(None, Citation("a.txt", "The chair is Ines Baptiste.", 0, 27, 1, 1.0))
+        ['Ines Baptiste']
+        """
+        if citation.answer_span:
+            a, b = citation.answer_span
+            return [citation.quote[a - citation.start : b - citation.start]]
+        found = []
+        for m in _NAME.finditer(citation.quote):
+            a, b = _trim(citation.quote, m.start(), m.end(), "name")
+            phrase = citation.quote[a:b]
+            if phrase and phrase not in found and (a > 0 or len(phrase.split()) > 1):
+                found.append(phrase)
+        return found[:3]
 
     def passages(self, candidates: Candidates, count: int) -> list[Passage]:
         """The best retrieved chunks, shown as the closest passages."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .answering import Extractor
+from .answering import Extractor, Scored
 from .chunking import Chunker
 from .config import Settings
 from .documents import content_hashes, load_documents
@@ -247,25 +247,54 @@ class Assistant:
         return question.strip()
 
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
-        """Answer from the documents, or say they don't; `history` holds earlier questions of the same chat."""
+        """Answer from the documents, or say they don't; `history` holds earlier questions of the same chat.
+
+        A follow-up is read against the previous answer: the last earlier question is answered again (from the
+        same one model call, whose batch holds the history too), and that answer's words and vector join the
+        follow-up's search ("Who chairs it?" -> "...Ines Baptiste...", then "How long has she served?").
+        """
         question = self.check_question(question)
         turns, limit = self.settings.history_turns, self.settings.max_question_chars
         history = [h.strip()[:limit] for h in history if isinstance(h, str) and h.strip()][-turns:] if turns else []
         live = self.live()
         vectors = self.embedder.encode_query([question, *history])
-        vector = vectors[0] + (0.5 * vectors[1:].mean(axis=0) if history else 0.0)
-        query = Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(" ".join(history)))
+        previous = self._previous_answer(live, history, vectors[1:]) if history else None
+        query, rewritten = self._follow_up(live, question, vectors[0], history, vectors[1:], previous)
         candidates = live.retriever.search(query)
         top_k = self.settings.top_k
-        scored = live.extractor.score(question, query, candidates, keep=top_k)
+        scored = live.extractor.score(question, query, candidates, keep=top_k, previous=previous)
         passages = live.extractor.passages(candidates, top_k)
-        if not scored:
-            return Answer(question, False, _NO_ANSWER, 0.0, [], passages)
-        confidence = scored[0].score
-        if confidence < self.settings.min_confidence:
-            return Answer(question, False, _NO_ANSWER, confidence, [], passages)
+        if not scored or scored[0].score < self.settings.min_confidence:
+            return Answer(question, False, _NO_ANSWER, scored[0].score if scored else 0.0, [], passages, rewritten)
         citations = [live.extractor.citation(question, x) for x in scored[:top_k]]
-        return Answer(question, True, citations[0].quote, confidence, citations, passages)
+        return Answer(question, True, citations[0].quote, scored[0].score, citations, passages, rewritten)
+
+    def _previous_answer(self, live: _Live, history: list[str], vectors: np.ndarray) -> Scored | None:
+        """The window that answered the last earlier question (asked with the ones before it), if one did."""
+        *earlier, last = history
+        vector = vectors[-1] + (self.settings.history_weight * vectors[:-1].mean(axis=0) if earlier else 0.0)
+        query = Query(vector / np.linalg.norm(vector), tokenize(last), tokenize(" ".join(earlier)))
+        best = live.extractor.score(last, query, live.retriever.search(query), keep=1)
+        return best[0] if best and best[0].score >= self.settings.min_confidence else None
+
+    def _follow_up(
+        self, live: _Live, question: str, vector: np.ndarray, history: list[str], vectors: np.ndarray, previous: Scored | None
+    ) -> tuple[Query, str]:
+        """The search for a question in its chat: earlier questions and the previous answer's window add to the
+        vector and to the (lower-weighted) history terms. Also the question as shown with what it points at."""
+        weight = self.settings.history_weight
+        if history:
+            vector = vector + weight * vectors.mean(axis=0)
+        history_text = " ".join(history)
+        rewritten = question
+        if previous is not None:
+            vector = vector + weight * live.extractor.window_vector(previous)
+            said = live.extractor.citation(history[-1], previous)
+            pointed = live.extractor.names(said)
+            history_text += " " + " ".join(pointed)
+            if pointed:
+                rewritten = f"{question} [{'; '.join(pointed)}]"
+        return Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(history_text)), rewritten
 
 
 def _reuse(previous: IndexData, doc: int):

@@ -37,6 +37,8 @@ class Settings:
     max_question_chars: int = 2_000
     #: Earlier questions of the chat that shape the retrieval of a follow-up.
     history_turns: int = 2
+    #: How much the earlier questions, and the previous answer, count beside a follow-up in its search vector.
+    history_weight: float = 0.5
     #: Below this confidence the answer is "the documents don't say".
     min_confidence: float = 0.5
 
@@ -53,6 +55,8 @@ class Settings:
             raise SettingsError(f"chunk_overlap must be between 0 and 7 sentences (got {self.chunk_overlap})")
         if self.history_turns < 0:
             raise SettingsError(f"history_turns must be 0 or more (got {self.history_turns})")
+        if not 0.0 <= self.history_weight <= 4.0:
+            raise SettingsError(f"history_weight must be between 0 and 4 (got {self.history_weight})")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise SettingsError(f"min_confidence must be between 0 and 1 (got {self.min_confidence})")
 
