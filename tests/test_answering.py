@@ -157,3 +157,25 @@ def test_features_are_one_bounded_row_per_window(tiny):
     terms = features[:, FEATURES.index("sentence_terms")]
     best = windows[int(np.argmax(terms))]
     assert any("Etna" in tiny[1][u] for u in range(best.first, best.last))
+
+
+def test_a_window_span_and_its_phrase_are_the_documents_own_text(tiny):
+    data, _ = tiny
+    extractor, scored, _, _ = _ask(data, "How many eggs does the queen lay?", toward=1)
+    for s in scored:
+        c = extractor.citation("How many eggs does the queen lay?", s)
+        text = DOCS[c.source]
+        assert text[c.start : c.end] == c.quote
+        assert c.answer_span is None or c.start <= c.answer_span[0] < c.answer_span[1] <= c.end
+    units = [set(range(s.sentence, s.end)) for s in scored]
+    assert all(not (a & b) for i, a in enumerate(units) for b in units[i + 1 :])  # no two citations overlap
+
+
+def test_an_acronym_is_answered_by_its_expansion():
+    from qa.answering import expansion
+
+    s = "Reports go to the Plant Safety Board (PSB) within a day."
+    assert s[slice(*expansion(s, "PSB"))] == "Plant Safety Board"
+    t = "Ask the PSB (Plant Safety Board) first."
+    assert t[slice(*expansion(t, "PSB"))] == "Plant Safety Board"
+    assert expansion("The PSB meets on Fridays.", "PSB") is None

@@ -234,3 +234,44 @@ def test_watch_rebuilds_when_a_file_appears(tmp_path, embedder):
         thread.join()
     assert builds and builds[0].added == 1
     assert assistant.ask("What is green tea made from?").citations[0].source == "tea.txt"
+
+
+#: Two board members called "she": only the previous answer says which one a follow-up means.
+BOARD = {
+    "parking.txt": (
+        "Parking committee\n\n"
+        "The parking committee is chaired by Ines Baptiste, who took the role in January.\n"
+        "Ines Baptiste has been on the board since 2016 and runs the permit lottery.\n"
+    ),
+    "garden.txt": (
+        "Garden club\n\n"
+        "The garden club is led by Maria Lopez, who started the seed library.\n"
+        "Maria Lopez has been on the board since 2009 and keeps the tool shed keys.\n"
+    ),
+    "bus.txt": (
+        "Several parents asked whether the bus route changes in spring.\n"
+        "The district said the new route starts on Monday, March 3, once the bridge reopens.\n"
+        "Buses will leave the depot ten minutes earlier.\n"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory, embedder):
+    assistant = make_assistant(tmp_path_factory.mktemp("board"), embedder, BOARD)
+    assistant.index()
+    return assistant
+
+
+def test_a_follow_up_points_at_the_previous_answer(board):
+    first = board.ask("Who chairs the parking committee?")
+    assert first.answered and "Ines Baptiste" in first.citations[0].quote
+    follow = board.ask("How long has she been on the board?", history=["Who chairs the parking committee?"])
+    assert follow.answered and "2016" in follow.citations[0].quote
+    assert "Ines Baptiste" in follow.rewritten and follow.rewritten.startswith("How long has she been on the board?")
+
+
+def test_the_window_with_the_answer_beats_the_line_that_repeats_the_question(board):
+    answer = board.ask("When does the bus route change?")
+    assert answer.answered and "March 3" in answer.citations[0].quote
+    assert answer.citations[0].quote.count("\n") <= 2  # one window of at most three lines, not the passage
