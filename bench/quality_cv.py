@@ -56,7 +56,7 @@ def corpus_rows(seeds: Path, question_files: list[Path], work: Path) -> list[Row
     assistant = Assistant(Settings(seeds_dir=seeds, index_dir=work), warn=lambda m: None)
     assistant.index()
     live = assistant.live()
-    data, extractor = live.data, live.extractor
+    extractor = live.extractor
     rows = []
     for q in questions:
         history = list(q.history)[-assistant.settings.history_turns :]
@@ -66,8 +66,9 @@ def corpus_rows(seeds: Path, question_files: list[Path], work: Path) -> list[Row
         windows, X = extractor.features(q.q, query, live.retriever.search(query), previous)
         texts = []
         for w in windows:
-            doc = int(data.sentences[w.first, 0])
-            texts.append((data.documents[doc].source, data.documents[doc].text[data.sentences[w.first, 1] : data.sentences[w.last - 1, 2]]))
+            first, last = extractor.unit(w.first), extractor.unit(w.last - 1)
+            document = live.snapshot.document(first.document)
+            texts.append((document.source, document.text[first.start : last.end]))
         y = np.array([src == q.source and any(_norm(a) in _norm(t) for a in q.answers) for src, t in texts], dtype=bool)
         words = np.array([len(t.split()) for _, t in texts], dtype=float)
         shape = q.shape or ("unanswerable" if q.unanswerable else "plain")

@@ -38,9 +38,9 @@ def cache_key(n: int, pool_texts: list[str], sigma: float = SIGMA) -> str:
 
 def pool_of(index_dir: Path) -> tuple[list[str], np.ndarray]:
     """Chunk texts and vectors of a built index."""
-    from qa.store import IndexStore
+    from qa.store import BuildFolder
 
-    data = IndexStore(index_dir).load()
+    data = BuildFolder(index_dir).load()
     texts = [data.documents[d].text[a:b] for d, a, b, _, _ in data.chunks.tolist()]
     return texts, np.array(data.chunk_vectors, copy=True)
 
@@ -49,7 +49,7 @@ def build(n: int, pool_dir: Path, out_dir: Path, sigma: float = SIGMA, seed: int
     """Write a synthetic index of `n` chunks into `out_dir` (a qa index folder); returns timings."""
     from qa.config import Settings
     from qa.lexical import Bm25, tokenize
-    from qa.store import IndexData, IndexStore, vector_index
+    from qa.store import BuildFolder, IndexData, vector_index
     from qa.types import Document
 
     started = time.perf_counter()
@@ -102,7 +102,7 @@ def build(n: int, pool_dir: Path, out_dir: Path, sigma: float = SIGMA, seed: int
         chunk_bm25=bm25,
     )
     t = time.perf_counter()
-    IndexStore(out_dir).save(data)
+    BuildFolder(out_dir).save(data)
     save_s = time.perf_counter() - t
     return {
         "rows": n,

@@ -46,7 +46,7 @@ def build(a: dict) -> dict:
     from qa.chunking import Chunker
     from qa.embedding import Embedder
     from qa.lexical import Bm25
-    from qa.store import IndexStore
+    from qa.store import BuildFolder
 
     assistant, notes = _assistant(a["corpus"], a["index"], a.get("backend", "torch"))
     embedder = assistant.embedder
@@ -73,7 +73,7 @@ def build(a: dict) -> dict:
         (qa_assistant, "tokenize", "bm25 tokenize"),
         (Bm25, "build", "bm25 index"),
         (qa_assistant, "vector_index", "faiss"),
-        (IndexStore, "save", "save"),
+        (BuildFolder, "save", "save"),
         (Assistant, "_activate", "activate"),
     ):
         stages.wrap(owner, name, label)
@@ -383,9 +383,9 @@ def backends(a: dict) -> dict:
     """torch vs onnx: raw speed on the same texts (alternating rounds), cosine agreement, answer quality."""
     import numpy as np
     from qa.embedding import Embedder
-    from qa.store import IndexStore
+    from qa.store import BuildFolder
 
-    data = IndexStore(Path(a["index"])).load()
+    data = BuildFolder(Path(a["index"])).load()
     rng = np.random.default_rng(0)
     doc = data.documents
     chunks = [doc[d].text[s:e] for d, s, e, _, _ in data.chunks[rng.permutation(len(data.chunks))[: a.get("chunks", 256)]].tolist()]

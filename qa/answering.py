@@ -14,18 +14,16 @@ confidence; below Settings.min_confidence the assistant abstains.
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .chunking import layout
 from .lexical import term_spans, tokenize
 from .retrieval import Candidates, Query
-from .store import IndexData
-from .types import Citation, Passage
+from .store import CHUNKS, UNITS, Snapshot
+from .types import KINDS, Citation, Passage
 
 _NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|"
@@ -321,8 +319,8 @@ class _Unit:
     start: int
     end: int
     kind: str
-    terms: frozenset[int]
-    context_terms: frozenset[int]
+    terms: frozenset[str]
+    context_terms: frozenset[str]
     context: str
     quoted: bool
     empty: bool  # no letter or digit: a drawn rule, a table's |---| line
@@ -364,63 +362,38 @@ def expansion(sentence: str, acronym: str) -> tuple[int, int] | None:
 class Extractor:
     """Chooses evidence windows among a retriever's candidate units."""
 
-    def __init__(self, data: IndexData, weights: Weights = Weights()):
-        self.data = data
+    def __init__(self, snapshot: Snapshot, weights: Weights = Weights()):
+        self.snapshot = snapshot
         self.weights = weights
-        #: Document d's chunks are rows _doc_chunks[d] to _doc_chunks[d + 1] - 1.
-        self._doc_chunks = np.searchsorted(data.chunks[:, 0], np.arange(len(data.documents) + 1))
         self._units: dict[int, _Unit] = {}
-        self._layouts: dict[int, tuple[list[int], list]] = {}
 
     def _sentence_text(self, s: int) -> str:
-        doc, start, end = (int(x) for x in self.data.sentences[s])
-        return self.data.documents[doc].text[start:end]
-
-    def _shape(self, doc: int, start: int) -> tuple[str, int, int]:
-        """A unit's kind and the span of its heading or table header, from the document's layout."""
-        if doc not in self._layouts:
-            blocks = layout(self.data.documents[doc].text)
-            self._layouts[doc] = ([b.start for b in blocks], blocks)
-        starts, blocks = self._layouts[doc]
-        at = bisect.bisect_right(starts, start) - 1
-        if at < 0:
-            return "sentence", 0, 0
-        b = blocks[at]
-        return b.kind, b.context_start, b.context_end
+        u = self.unit(s)
+        return self.snapshot.document(u.document).text[u.start : u.end]
 
     def unit(self, u: int) -> _Unit:
+        """Unit u's record, terms and context, fetched once (a window's neighbours are the next window's units)."""
         found = self._units.get(u)
         if found is None:
-            doc, start, end = (int(x) for x in self.data.sentences[u])
-            text = self.data.documents[doc].text
-            kind, c_start, c_end = self._shape(doc, start)
-            context = text[c_start:c_end]
-            ids = self.data.sentence_bm25.term_ids(tokenize(context)) if context else {}
+            row = self.snapshot.rows(UNITS, [u])[0]
+            doc, start, end = int(row["document"]), int(row["start"]), int(row["end"])
+            text = self.snapshot.document(doc).text
+            context = text[int(row["context_start"]) : int(row["context_end"])]
             line_start = text.rfind("\n", 0, start) + 1
             found = _Unit(
-                doc, start, end, kind, frozenset(self.data.sentence_bm25.terms_of(u)),
-                frozenset(i for i in ids.values() if i >= 0), context,
+                doc, start, end, KINDS[int(row["kind"])], frozenset(self.snapshot.terms(UNITS, [u])[0]),
+                frozenset(tokenize(context)), context,
                 bool(_QUOTED_LINE.match(text, line_start)), not any(ch.isalnum() for ch in text[start:end]),
             )
             self._units[u] = found
         return found
 
-    def _documents_holding(self, terms: list[str], docs: np.ndarray) -> dict[str, set[int]]:
-        """For each term, which of `docs` hold it: a binary search of its chunk postings for each document's chunks
-        (chunks are stored document by document), so the cost does not grow with the corpus."""
-        first, last = self._doc_chunks[docs], self._doc_chunks[docs + 1]
-        holding = {}
-        for t in terms:
-            postings = self.data.chunk_bm25.postings(t)
-            holding[t] = set(docs[np.searchsorted(postings, first) < np.searchsorted(postings, last)].tolist())
-        return holding
-
     def windows(self, candidates: Candidates) -> list[Window]:
         """Every run of 1..WINDOW_UNITS units that starts at a candidate and stays inside its passage, without a
         heading (a heading is a unit's context, never its answer) or an empty line in it."""
         seen, out = set(), []
-        for s, c in zip(candidates.sentences.tolist(), candidates.chunks.tolist()):
-            chunk_last = int(self.data.chunks[c, 4])
+        lasts = self.snapshot.rows(CHUNKS, candidates.chunks)["last"].tolist()
+        for s, c, chunk_last in zip(candidates.sentences.tolist(), candidates.chunks.tolist(), lasts):
             for last in range(s + 1, min(s + WINDOW_UNITS, chunk_last) + 1):
                 u = self.unit(last - 1)
                 if u.kind == "heading" or u.empty:
@@ -439,22 +412,20 @@ class Extractor:
         if not windows:
             return windows, out
         col = {name: i for i, name in enumerate(FEATURES)}
-        bm25 = self.data.sentence_bm25
-        weights = question_weights(question, bm25.idf(query.terms))
-        weights.update({t: 0.5 * w for t, w in bm25.idf(query.history_terms).items() if t not in weights})
-        ids = bm25.term_ids(weights)
-        by_id = {ids[t]: w for t, w in weights.items()}
-        rare = {ids[max(weights, key=weights.get)]} if weights else set()
-        docs = np.unique(self.data.sentences[candidates.sentences, 0])
-        holding = self._documents_holding(list(weights), docs)
+        snap = self.snapshot
+        weights = question_weights(question, snap.idf(UNITS, query.terms))
+        weights.update({t: query.history_weight * w for t, w in snap.idf(UNITS, query.history_terms).items() if t not in weights})
+        by_id = weights
+        rare = {max(weights, key=weights.get)} if weights else set()
+        docs = np.unique(snap.rows(UNITS, candidates.sentences)["document"])
+        holding = snap.documents_holding(list(weights), docs)
         document_terms = {d: _coverage(weights, {t for t, held in holding.items() if d in held}) for d in docs.tolist()}
-        vectors = self.data.sentence_vectors
         dense = dict(zip(candidates.sentences.tolist(), candidates.sentence_dense.tolist()))
         chunk_dense = dict(zip(candidates.chunks.tolist(), candidates.chunk_dense.tolist()))
 
         def cosine(u: int) -> float:
             if u not in dense:
-                dense[u] = float(vectors[u] @ query.vector)
+                dense[u] = float(snap.vectors(UNITS, [u])[0] @ query.vector)
             return dense[u]
 
         kind = asked_kind(question)
@@ -471,17 +442,17 @@ class Extractor:
                 kind_of[u] = (found, bool(near))
             return kind_of[u]
 
-        n_units = len(self.data.sentences)
+        n_units = snap.size(UNITS)
         for i, w in enumerate(windows):
             units = [self.unit(u) for u in range(w.first, w.last)]
             doc = units[0].document
-            near = [n for n in (w.first - 1, w.last) if 0 <= n < n_units and int(self.data.sentences[n, 0]) == doc]
+            near = [n for n in (w.first - 1, w.last) if 0 <= n < n_units and self.unit(n).document == doc]
             own = frozenset().union(*(u.terms for u in units))
             around = own.union(*(self.unit(n).terms for n in near), units[0].context_terms)
             row = out[i]
             cosines = [cosine(u) for u in range(w.first, w.last)]
             row[col["sentence_dense"]] = max(cosines)
-            summed = vectors[w.first : w.last].sum(axis=0)
+            summed = snap.vectors(UNITS, np.arange(w.first, w.last)).sum(axis=0)
             row[col["window_dense"]] = sum(cosines) / max(float(np.linalg.norm(summed)), 1e-6)
             row[col["chunk_dense"]] = chunk_dense.get(w.chunk, 0.0)
             row[col["neighbour_dense"]] = max((cosine(n) for n in near), default=0.0)
@@ -498,14 +469,14 @@ class Extractor:
             row[col["structure"]] = any(u.kind in _STRUCTURE_KINDS for u in units)
             row[col["rare_term"]] = bool(rare & around)
             if previous is not None:
-                row[col["previous_document"]] = doc == int(self.data.sentences[previous.sentence, 0])
+                row[col["previous_document"]] = doc == self.unit(previous.sentence).document
                 row[col["repeats_previous"]] = w.first < previous.end and previous.sentence < w.last
             text = None
             if acronym:
-                text = self.data.documents[doc].text[units[0].start : units[-1].end]
+                text = snap.document(doc).text[units[0].start : units[-1].end]
                 row[col["definition"]] = expansion(text, acronym.group(1)) is not None
             if len(units) > 1 or units[0].kind != "heading":
-                text = text or self.data.documents[doc].text[units[0].start : units[-1].end]
+                text = text or snap.document(doc).text[units[0].start : units[-1].end]
                 row[col["update"]] = _UPDATE.search(text) is not None
             if kind:
                 found = [kind_in(u) for u in range(w.first, w.last)]
@@ -549,18 +520,19 @@ class Extractor:
         acronym = _ASKS_EXPANSION.search(question)
         for u in range(scored.sentence, scored.end):
             text = self._sentence_text(u)
-            start = int(self.data.sentences[u, 1])
+            start = self.unit(u).start
             found = expansion(text, acronym.group(1)) if acronym else answer_phrase(text, question)
             if found:
                 return start + found[0], start + found[1]
         return None
 
     def citation(self, question: str, scored: Scored) -> Citation:
-        doc = int(self.data.sentences[scored.sentence, 0])
-        start, end = int(self.data.sentences[scored.sentence, 1]), int(self.data.sentences[scored.end - 1, 2])
-        document = self.data.documents[doc]
+        first = self.unit(scored.sentence)
+        start, end = first.start, self.unit(scored.end - 1).end
+        document = self.snapshot.document(first.document)
         quote = document.text[start:end]
-        _, c_start, c_end, _, _ = (int(x) for x in self.data.chunks[scored.chunk])
+        chunk = self.snapshot.rows(CHUNKS, [scored.chunk])[0]
+        c_start, c_end = int(chunk["start"]), int(chunk["end"])
         return Citation(
             source=document.source,
             quote=quote,
@@ -578,7 +550,7 @@ class Extractor:
 
     def window_vector(self, scored: Scored) -> np.ndarray:
         """A window's unit vector, the normalised sum of its units' stored vectors (no model call)."""
-        summed = self.data.sentence_vectors[scored.sentence : scored.end].sum(axis=0)
+        summed = self.snapshot.vectors(UNITS, np.arange(scored.sentence, scored.end)).sum(axis=0)
         return summed / max(float(np.linalg.norm(summed)), 1e-6)
 
     def names(self, citation: Citation) -> list[str]:
@@ -601,9 +573,9 @@ class Extractor:
     def passages(self, candidates: Candidates, count: int) -> list[Passage]:
         """The best retrieved chunks, shown as the closest passages."""
         out = []
-        for rank, c in enumerate(candidates.ranked_chunks[:count].tolist()):
-            doc, start, end, _, _ = (int(x) for x in self.data.chunks[c])
-            document = self.data.documents[doc]
+        rows = self.snapshot.rows(CHUNKS, candidates.ranked_chunks[:count])
+        for rank, (doc, start, end) in enumerate(zip(rows["document"].tolist(), rows["start"].tolist(), rows["end"].tolist())):
+            document = self.snapshot.document(doc)
             out.append(
                 Passage(document.source, start, end, line_of(document.text, start), document.text[start:end], round(1.0 / (1 + rank), 4))
             )

@@ -1,25 +1,27 @@
-"""Assistant: the one place that knows the chain — documents -> chunks -> vectors -> index -> retrieval -> answer."""
+"""Assistant: the one place that knows the chain: documents -> units and chunks -> vectors -> store -> retrieval -> answer."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .answering import Extractor, Scored
 from .chunking import Chunker
 from .config import Settings
-from .documents import content_hashes, load_documents
+from .documents import TEXT_SUFFIXES, _files, load_documents
 from .embedding import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, QuestionError
-from .lexical import Bm25, tokenize
+from .lexical import tokenize
 from .retrieval import Query, Retriever
-from .store import IndexData, IndexStore, vector_index
-from .types import Answer, Chunk, Document, IndexReport, Sentence
+from .store import Snapshot, mismatch, open_store
+from .types import Answer, Changes, Chunk, Document, IndexedDocument, IndexReport, IndexStatus, Sentence, SkippedFile, Staleness, Status
 
 #: Called as progress(done, total) while texts are embedded.
 Progress = Callable[[int, int], None]
@@ -29,30 +31,29 @@ def _stderr(message: str) -> None:
     print(f"qa: {message}", file=sys.stderr)
 
 
-@dataclass(frozen=True)
-class Staleness:
-    """How seeds/ differs from what the live index was built from."""
-
-    added: tuple[str, ...]
-    changed: tuple[str, ...]
-    removed: tuple[str, ...]
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
-
-    def describe(self) -> str:
-        parts = [f"{len(v)} {k}" for k, v in (("added", self.added), ("changed", self.changed), ("removed", self.removed)) if v]
-        return ", ".join(parts)
-
-
 @dataclass
 class _Live:
-    """A loaded index with the objects that search it; swapped whole when a rebuild lands."""
+    """A snapshot of the index with the objects that search it; swapped whole when a new commit lands."""
 
-    build: str
-    data: IndexData
+    commit: str
+    snapshot: Snapshot
     retriever: Retriever
     extractor: Extractor
+
+
+def _scan(folder: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of every file the document reader would consider, by source: the cheap look at seeds/."""
+    stats = {}
+    if not folder.is_dir():
+        return stats
+    for path in _files(folder, lambda _: None):
+        if path.suffix.lower() in TEXT_SUFFIXES:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            stats[path.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return stats
 
 
 class Assistant:
@@ -63,80 +64,52 @@ class Assistant:
         self.warn = warn
         self.embedder = Embedder(self.settings.model, backend=self.settings.backend)
         self.chunker = Chunker(self.settings.chunk_tokens, self.settings.chunk_overlap, self.settings.encoding)
-        self.store = IndexStore(self.settings.index_dir)
+        self.store = open_store(self.settings.index_dir)
         self._live: _Live | None = None
-        self._swap = threading.Lock()
+        self._loading = threading.Lock()
+        #: sha256 of files whose size or mtime differ from the index's, by (source, size, mtime_ns): each is hashed once
+        self._hashes: dict[tuple[str, int, int], str] = {}
 
     # -- building -----------------------------------------------------------------------------------------
 
     def index(self, progress: Progress | None = None) -> IndexReport:
-        """Bring the index up to date with seeds/: unchanged files keep their vectors, the rest are embedded."""
+        """Bring the index up to date with seeds/: only added and changed files are embedded and written."""
         started = time.perf_counter()
         s = self.settings
         with self.store.lock():
+            stats = _scan(s.seeds_dir)  # before reading: a file changed after this looks stale later, never fresh
             skipped: dict[str, str] = {}
             documents = load_documents(s.seeds_dir, s.max_file_bytes, self.warn, skipped)
-            previous, reason = self._previous()
-            old = {d.source: i for i, d in enumerate(previous.documents)} if previous else {}
-
-            parts: list[tuple[list[Sentence], list[Chunk], np.ndarray | None, np.ndarray | None]] = []
-            fresh_texts: list[str] = []
-            added = changed = 0
-            for doc in documents:
-                i = old.get(doc.source)
-                if previous is not None and i is not None and previous.documents[i].sha256 == doc.sha256:
-                    parts.append(_reuse(previous, i))
-                    continue
-                added += i is None
-                changed += i is not None
-                sentences, chunks = self._split(doc)
-                parts.append((sentences, chunks, None, None))
-                fresh_texts += [c.text for c in chunks] + [x.text for x in sentences]
-
-            total = len(fresh_texts)
-            done = 0
-
-            def step(n: int) -> None:
-                nonlocal done
-                done += n
-                if progress:
-                    progress(done, total)
-
-            if progress:
-                progress(0, total)
-            fresh = self.embedder.encode(fresh_texts, s.batch_size, step) if fresh_texts else None
-            data, chunks_embedded, sentences_embedded = self._assemble(documents, parts, fresh)
-            data.manifest = {
-                "settings": s.index_key(),
-                "dimension": int(data.chunk_index.d),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "files": {
-                    d.source: {"sha256": d.sha256, "chunks": len(p[1]), "sentences": len(p[0])}
-                    for d, p in zip(documents, parts)
-                },
-                "skipped": skipped,
-                "counts": {"files": len(documents), "chunks": len(data.chunks), "sentences": len(data.sentences)},
-            }
-            self.store.save(data)
-            self._activate(data)
-        removed = len(set(old) - {d.source for d in documents})
+            stored, reason = self._stored()
+            old = {d.source: d for d in stored.documents} if stored else {}
+            fresh = [d for d in documents if d.source not in old or old[d.source].sha256 != d.sha256]
+            removed = sorted(set(old) - {d.source for d in documents})
+            skipped_files = [SkippedFile(src, sha, *stats.get(src, (0, 0))) for src, sha in sorted(skipped.items())]
+            upserts, units_embedded = self._embed(fresh, stats, progress)
+            changes = Changes(upserts, removed, skipped_files, rebuild=stored is None)
+            if changes.rebuild or upserts or removed or tuple(skipped_files) != stored.skipped:
+                stored = self.store.update(s.index_key(), changes)
+        added = sum(d.source not in old for d in fresh)
         return IndexReport(
             files=len(documents),
             added=added,
-            changed=changed,
-            removed=removed,
-            unchanged=len(documents) - added - changed,
-            chunks=len(data.chunks),
-            chunks_embedded=chunks_embedded,
-            sentences_embedded=sentences_embedded,
+            changed=len(fresh) - added,
+            removed=len(removed),
+            unchanged=len(documents) - len(fresh),
+            chunks=stored.chunks,
+            chunks_embedded=sum(len(x.chunks) for x in upserts),
+            sentences_embedded=units_embedded,
             seconds=round(time.perf_counter() - started, 2),
             full_rebuild=reason,
         )
 
-    def _previous(self) -> tuple[IndexData | None, str]:
-        """The live index, if its vectors can be reused; else None and why everything is embedded again."""
+    def _stored(self) -> tuple[IndexStatus | None, str]:
+        """What the index holds, if it can be updated in place; else None and why everything is embedded again."""
         try:
-            return self.store.load(self.settings.index_key()), ""
+            status = self.store.status()
+            if status.settings != self.settings.index_key():
+                raise mismatch(status.settings, self.settings.index_key())
+            return status, ""
         except IndexMissingError:
             return None, ""
         except IndexMismatchError as e:
@@ -145,6 +118,29 @@ class Assistant:
             reason = "the previous index is damaged"
         self.warn(f"full rebuild: {reason}")
         return None, reason
+
+    def _embed(self, documents: list[Document], stats: dict, progress: Progress | None) -> tuple[list[IndexedDocument], int]:
+        """Each document split and embedded, ready for the store; and how many units were embedded."""
+        splits = [self._split(d) for d in documents]
+        texts = [t for units, chunks in splits for t in [c.text for c in chunks] + [u.text for u in units]]
+        total, done = len(texts), 0
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total)
+
+        if progress:
+            progress(0, total)
+        vectors = self.embedder.encode(texts, self.settings.batch_size, step) if texts else None
+        upserts, cursor = [], 0
+        for doc, (units, chunks) in zip(documents, splits):
+            c_vecs = vectors[cursor : cursor + len(chunks)]
+            u_vecs = vectors[cursor + len(chunks) : cursor + len(chunks) + len(units)]
+            cursor += len(chunks) + len(units)
+            upserts.append(IndexedDocument(doc, *stats.get(doc.source, (0, 0)), units, chunks, u_vecs, c_vecs))
+        return upserts, sum(len(units) for units, _ in splits)
 
     def _split(self, doc: Document) -> tuple[list[Sentence], list[Chunk]]:
         """Sentences and chunks of a document, re-packed tighter if a chunk overflows the model's window."""
@@ -159,40 +155,11 @@ class Assistant:
             chunker = Chunker(budget, self.settings.chunk_overlap, self.settings.encoding)
         return sentences, chunks
 
-    def _assemble(self, documents: list[Document], parts, fresh: np.ndarray | None) -> tuple[IndexData, int, int]:
-        sentence_rows, chunk_rows, sentence_vecs, chunk_vecs = [], [], [], []
-        cursor = chunks_embedded = sentences_embedded = 0
-        for d, (sentences, chunks, s_vecs, c_vecs) in enumerate(parts):
-            base = len(sentence_rows)
-            sentence_rows += [(d, x.start, x.end) for x in sentences]
-            chunk_rows += [(d, c.start, c.end, base + c.first, base + c.last) for c in chunks]
-            if s_vecs is None:
-                c_vecs = fresh[cursor : cursor + len(chunks)]
-                s_vecs = fresh[cursor + len(chunks) : cursor + len(chunks) + len(sentences)]
-                cursor += len(chunks) + len(sentences)
-                chunks_embedded += len(chunks)
-                sentences_embedded += len(sentences)
-            sentence_vecs.append(s_vecs)
-            chunk_vecs.append(c_vecs)
-        sentence_texts = [documents[d].text[a:b] for d, a, b in sentence_rows]
-        chunk_texts = [documents[d].text[a:b] for d, a, b, _, _ in chunk_rows]
-        data = IndexData(
-            manifest={},
-            documents=documents,
-            sentences=np.array(sentence_rows, dtype=np.int64).reshape(-1, 3),
-            chunks=np.array(chunk_rows, dtype=np.int64).reshape(-1, 5),
-            sentence_index=vector_index(np.concatenate(sentence_vecs)),
-            chunk_index=vector_index(np.concatenate(chunk_vecs)),
-            sentence_bm25=Bm25.build([tokenize(t) for t in sentence_texts]),
-            chunk_bm25=Bm25.build([tokenize(t) for t in chunk_texts]),
-        )
-        return data, chunks_embedded, sentences_embedded
-
     def watch(self, on_build: Callable[[IndexReport], None], stop: threading.Event, interval: float = 2.0) -> None:
         """Rebuild whenever the files under seeds/ change, until `stop` is set; errors are reported, not raised."""
         seen = None
         while not stop.is_set():
-            now = content_hashes(self.settings.seeds_dir)
+            now = _scan(self.settings.seeds_dir)
             if now != seen:
                 try:
                     if seen is not None or not self._up_to_date():
@@ -211,31 +178,59 @@ class Assistant:
 
     # -- answering ----------------------------------------------------------------------------------------
 
-    def _activate(self, data: IndexData) -> _Live:
-        live = _Live(self.store.current().name, data, Retriever(data), Extractor(data))
-        with self._swap:
-            self._live = live
+    def live(self) -> _Live:
+        """The snapshot questions are answered from, reopened when a build (here or in another process) commits.
+
+        Questions that find the commit moved wait for one load and share it; the snapshot is named by the
+        commit it actually read, so a commit landing during the load is picked up by the next question.
+        """
+        live = self._live
+        if live is not None and live.commit == self.store.commit_id():
+            return live
+        with self._loading:
+            live = self._live
+            if live is None or live.commit != self.store.commit_id():
+                s = self.settings
+                snapshot = self.store.open(s.index_key())
+                live = _Live(
+                    snapshot.status.commit,
+                    snapshot,
+                    Retriever(snapshot, s.retrieval_depth, s.passages, s.direct_units),
+                    Extractor(snapshot),
+                )
+                self._live = live
         return live
 
-    def live(self) -> _Live:
-        """The loaded index, reloaded when another process (or the page's button) has switched CURRENT."""
-        live = self._live
-        current = self.store.current().name
-        if live is None or live.build != current:
-            live = self._activate(self.store.load(self.settings.index_key()))
-        return live
+    def status(self) -> Status:
+        """What the live index holds, and how seeds/ has changed since it was built."""
+        return Status(self.live().snapshot.status, self.staleness())
 
     def staleness(self) -> Staleness:
-        """Compare seeds/ with the files the live index was built from (reads and hashes the files)."""
-        manifest = self.live().data.manifest
-        built = {k: v["sha256"] for k, v in manifest.get("files", {}).items()}
-        built.update(manifest.get("skipped", {}))
-        now = content_hashes(self.settings.seeds_dir)
+        """Compare seeds/ with the files the live index was built from: by size and mtime, hashing only a file
+        whose size or mtime moved (once per version of it)."""
+        status = self.live().snapshot.status
+        known = {d.source: (d.sha256, d.size, d.mtime_ns) for d in status.documents}
+        known.update({f.source: (f.sha256, f.size, f.mtime_ns) for f in status.skipped})
+        now = _scan(self.settings.seeds_dir)
+        changed = []
+        for source in sorted(now.keys() & known.keys()):
+            sha256, size, mtime_ns = known[source]
+            if now[source] != (size, mtime_ns) and self._sha256(source, now[source]) != sha256:
+                changed.append(source)
         return Staleness(
-            added=tuple(sorted(set(now) - set(built))),
-            changed=tuple(sorted(k for k in now.keys() & built.keys() if now[k] != built[k])),
-            removed=tuple(sorted(set(built) - set(now))),
+            added=tuple(sorted(set(now) - set(known))),
+            changed=tuple(changed),
+            removed=tuple(sorted(set(known) - set(now))),
         )
+
+    def _sha256(self, source: str, stat: tuple[int, int]) -> str:
+        key = (source, *stat)
+        if key not in self._hashes:
+            try:
+                self._hashes[key] = hashlib.sha256((self.settings.seeds_dir / source).read_bytes()).hexdigest()
+            except OSError:
+                return ""
+        return self._hashes[key]
 
     def check_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
@@ -246,6 +241,18 @@ class Assistant:
             )
         return question.strip()
 
+    def _history(self, history: Sequence[str]) -> list[str]:
+        """The earlier questions that count: the last `history_turns` non-blank ones, each cut to the length limit."""
+        s = self.settings
+        return [h.strip()[: s.max_question_chars] for h in history if isinstance(h, str) and h.strip()][-s.history_turns :] if s.history_turns else []
+
+    def _query(self, question: str, history: Sequence[str]) -> Query:
+        s = self.settings
+        history = self._history(history)
+        vectors = self.embedder.encode_query([question, *history])
+        vector = vectors[0] + (s.history_weight * vectors[1:].mean(axis=0) if history else 0.0)
+        return Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(" ".join(history)), s.history_weight)
+
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
         """Answer from the documents, or say they don't; `history` holds earlier questions of the same chat.
 
@@ -254,9 +261,8 @@ class Assistant:
         follow-up's search ("Who chairs it?" -> "...Ines Baptiste...", then "How long has she served?").
         """
         question = self.check_question(question)
-        turns, limit = self.settings.history_turns, self.settings.max_question_chars
-        history = [h.strip()[:limit] for h in history if isinstance(h, str) and h.strip()][-turns:] if turns else []
         live = self.live()
+        history = self._history(history)
         vectors = self.embedder.encode_query([question, *history])
         previous = self._previous_answer(live, history, vectors[1:]) if history else None
         query, rewritten = self._follow_up(live, question, vectors[0], history, vectors[1:], previous)
@@ -273,7 +279,7 @@ class Assistant:
         """The window that answered the last earlier question (asked with the ones before it), if one did."""
         *earlier, last = history
         vector = vectors[-1] + (self.settings.history_weight * vectors[:-1].mean(axis=0) if earlier else 0.0)
-        query = Query(vector / np.linalg.norm(vector), tokenize(last), tokenize(" ".join(earlier)))
+        query = Query(vector / np.linalg.norm(vector), tokenize(last), tokenize(" ".join(earlier)), self.settings.history_weight)
         best = live.extractor.score(last, query, live.retriever.search(query), keep=1)
         return best[0] if best and best[0].score >= self.settings.min_confidence else None
 
@@ -294,19 +300,15 @@ class Assistant:
             history_text += " " + " ".join(pointed)
             if pointed:
                 rewritten = f"{question} [{'; '.join(pointed)}]"
-        return Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(history_text)), rewritten
+        return Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(history_text), weight), rewritten
 
-
-def _reuse(previous: IndexData, doc: int):
-    """A document's records and vectors from the previous build, renumbered to count from its first sentence."""
-    text = previous.documents[doc].text
-    # records are stored document by document, so each document's rows are one contiguous range
-    s_rows = np.arange(*np.searchsorted(previous.sentences[:, 0], [doc, doc + 1]))
-    c_rows = np.arange(*np.searchsorted(previous.chunks[:, 0], [doc, doc + 1]))
-    base = int(s_rows[0]) if len(s_rows) else 0
-    sentences = [Sentence(int(a), int(b), text[a:b]) for _, a, b in previous.sentences[s_rows]]
-    chunks = [Chunk(int(a), int(b), text[a:b], int(f) - base, int(l) - base) for _, a, b, f, l in previous.chunks[c_rows]]
-    return sentences, chunks, previous.sentence_vectors[s_rows].copy(), previous.chunk_vectors[c_rows].copy()
+    def baseline(self, method: str, question: str) -> Answer:
+        """The best three units by one signal alone ("bm25", "dense" or "chunks"), the baselines of `qa eval`."""
+        question = self.check_question(question)
+        live = self.live()
+        query = self._query(question, ()) if method != "bm25" else Query(np.zeros(0, np.float32), tokenize(question), [])
+        citations = [live.extractor.citation(question, Scored(u, c, 0.0)) for u, c in live.retriever.single_signal(method, query, 3)]
+        return Answer(question, True, citations[0].quote if citations else "", 1.0, citations)
 
 
 _NO_ANSWER = "The documents do not answer this question."

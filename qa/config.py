@@ -37,15 +37,21 @@ class Settings:
     max_question_chars: int = 2_000
     #: Earlier questions of the chat that shape the retrieval of a follow-up.
     history_turns: int = 2
-    #: How much the earlier questions, and the previous answer, count beside a follow-up in its search vector.
+    #: How much an earlier question counts beside the question itself, in its vector and in its terms.
     history_weight: float = 0.5
+    #: Hits fused per level (chunks, units): enough that a passage ranked low by one signal can still surface.
+    retrieval_depth: int = 50
+    #: Best chunks whose units all become answer candidates.
+    passages: int = 8
+    #: Best units found on their own (outside those chunks) that become candidates too.
+    direct_units: int = 20
     #: Below this confidence the answer is "the documents don't say".
     min_confidence: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
-        positive = ("chunk_tokens", "max_file_bytes", "batch_size", "top_k", "max_question_chars")
+        positive = ("chunk_tokens", "max_file_bytes", "batch_size", "top_k", "max_question_chars", "retrieval_depth", "passages", "direct_units")
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1 (got {getattr(self, name)})")
@@ -55,8 +61,8 @@ class Settings:
             raise SettingsError(f"chunk_overlap must be between 0 and 7 sentences (got {self.chunk_overlap})")
         if self.history_turns < 0:
             raise SettingsError(f"history_turns must be 0 or more (got {self.history_turns})")
-        if not 0.0 <= self.history_weight <= 4.0:
-            raise SettingsError(f"history_weight must be between 0 and 4 (got {self.history_weight})")
+        if not 0.0 <= self.history_weight <= 1.0:
+            raise SettingsError(f"history_weight must be between 0 and 1 (got {self.history_weight})")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise SettingsError(f"min_confidence must be between 0 and 1 (got {self.min_confidence})")
 

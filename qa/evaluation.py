@@ -20,12 +20,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .answering import Scored
 from .assistant import Assistant
+from .documents import read_document
 from .errors import QAError
-from .lexical import tokenize
 from .types import Answer, Citation
 
 BASELINES = ("bm25", "dense", "chunks")
@@ -175,28 +172,8 @@ def _hit(citation: Citation, question: Question) -> bool:
     return any(_norm(a) in quote for a in question.answers)
 
 
-def baseline_answer(assistant: Assistant, method: str, question: Question) -> Answer:
-    """Rank sentences by one signal only: BM25 over sentences, dense over sentences, or best chunk then sentence."""
-    live = assistant.live()
-    data, extractor = live.data, live.extractor
-    if method == "bm25":
-        ranked = np.argsort(-data.sentence_bm25.scores(tokenize(question.q)), kind="stable")[:3]
-    else:
-        vector = assistant.embedder.encode_query([question.q])[0]
-        if method == "dense":
-            _, ids = data.sentence_index.search(vector[None, :], 3)
-            ranked = ids[0]
-        else:
-            _, best = data.chunk_index.search(vector[None, :], 1)
-            _, _, _, first, last = data.chunks[best[0][0]]
-            inside = np.arange(first, last)
-            ranked = inside[np.argsort(-(data.sentence_vectors[inside] @ vector))][:3]
-    citations = [extractor.citation(question.q, Scored(int(s), int(live.retriever.containing_chunks(int(s))[0]), 0.0)) for s in ranked]
-    return Answer(question.q, True, citations[0].quote if citations else "", 1.0, citations)
-
-
 def evaluate(assistant: Assistant, questions: list[Question], method: str = "qa") -> Scores:
-    assistant.live()
+    assistant.status()
     assistant.embedder.encode_query(["warm-up"])  # time answers, not the one-off model and index load
     scores = Scores(method)
     texts: dict[str, str] = {}
@@ -205,11 +182,12 @@ def evaluate(assistant: Assistant, questions: list[Question], method: str = "qa"
         if method == "qa":
             answer = assistant.ask(question.q, question.history)
         else:
-            answer = baseline_answer(assistant, method, question)
+            answer = assistant.baseline(method, question.q)
         ms = (time.perf_counter() - started) * 1000
         for c in answer.citations:
             if c.source not in texts:  # the text citations point into (for HTML, the extracted text, not the file)
-                texts[c.source] = next(d.text for d in assistant.live().data.documents if d.source == c.source)
+                path = assistant.settings.seeds_dir / c.source
+                texts[c.source] = read_document(path, c.source, assistant.settings.max_file_bytes).text
         misquoted = sum(texts[c.source][c.start : c.end] != c.quote for c in answer.citations)
         for into in (scores, scores.shapes.setdefault(question.shape, Scores(method))) if question.shape else (scores,):
             into.ms.append(ms)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 #: What an answer unit is; its number in this tuple is what an index stores, so names are only ever appended.
 KINDS = ("sentence", "line", "table_row", "heading", "list_item", "code")
 
@@ -139,3 +141,119 @@ class IndexReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: Index rows as numpy record arrays, read by field name (`rows["document"]`), never by column position.
+#: `document` numbers a document within one snapshot; a unit's `context_*` is as in `Sentence`;
+#: a chunk holds units `first..last-1` (snapshot unit ids, last exclusive).
+UNIT_ROW = np.dtype([("document", "<i8"), ("start", "<i8"), ("end", "<i8"), ("kind", "u1"), ("context_start", "<i8"), ("context_end", "<i8")])
+CHUNK_ROW = np.dtype([("document", "<i8"), ("start", "<i8"), ("end", "<i8"), ("first", "<i8"), ("last", "<i8")])
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """A document ready for the store: its units and chunks (chunk.first/last count from its first unit) and
+    their unit-length vectors, row-aligned. `size`/`mtime_ns` are the file's stat when it was read."""
+
+    document: Document
+    size: int
+    mtime_ns: int
+    units: list[Sentence]
+    chunks: list[Chunk]
+    unit_vectors: np.ndarray
+    chunk_vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file of the seeds folder that could not be indexed, remembered so that it does not look new."""
+
+    source: str
+    sha256: str
+    size: int = 0
+    mtime_ns: int = 0
+
+
+@dataclass(frozen=True)
+class Changes:
+    """One commit: store `upserts` (added or changed documents, replacing any stored version of the same source),
+    delete `removed` sources. `skipped` replaces the remembered skipped files. `rebuild` drops everything stored
+    first (another model or chunk settings, another index format, a damaged index)."""
+
+    upserts: list[IndexedDocument] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    rebuild: bool = False
+
+
+@dataclass(frozen=True)
+class DocumentStatus:
+    """One indexed file as the index knows it."""
+
+    source: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    units: int
+    chunks: int
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What the last commit holds, without loading it. `settings` is the `Settings.index_key()` it was built with;
+    `details` carries facts of one kind of store (segments, deleted share)."""
+
+    commit: str
+    format_version: int
+    settings: dict
+    dimension: int
+    built_at: str
+    documents: tuple[DocumentStatus, ...]
+    skipped: tuple[SkippedFile, ...] = ()
+    details: dict = field(default_factory=dict)
+
+    @property
+    def units(self) -> int:
+        return sum(d.units for d in self.documents)
+
+    @property
+    def chunks(self) -> int:
+        return sum(d.chunks for d in self.documents)
+
+    def to_dict(self) -> dict:
+        return dict(asdict(self), units=self.units, chunks=self.chunks)
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Search results of one level: snapshot row ids, best first, and their scores."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass(frozen=True)
+class Staleness:
+    """How the seeds folder differs from what the live index was built from."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def describe(self) -> str:
+        parts = [f"{len(v)} {k}" for k, v in (("added", self.added), ("changed", self.changed), ("removed", self.removed)) if v]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Status:
+    """`Assistant.status()`: the live index and whether the seeds folder has moved on since."""
+
+    index: IndexStatus
+    stale: Staleness
+
+    def to_dict(self) -> dict:
+        return {"index": self.index.to_dict(), "stale": asdict(self.stale)}

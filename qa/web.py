@@ -105,19 +105,17 @@ def _question_html(question: str) -> str:
 def index_html(assistant) -> str:
     """The side panel: what is indexed, how old the build is, and whether seeds/ has moved on since."""
     try:
-        manifest = assistant.live().data.manifest
-        stale = assistant.staleness()
+        status = assistant.status()
     except QAError as e:
         return f'<div class="qa-index"><p class="qa-warn">{escape(str(e))}</p></div>'
-    files = manifest.get("files", {})
-    rows = "".join(f'<tr><td>{escape(s)}</td><td class="n">{f["chunks"]}</td></tr>' for s, f in sorted(files.items()))
-    chunks = sum(f["chunks"] for f in files.values())
+    index, stale = status.index, status.stale
+    rows = "".join(f'<tr><td>{escape(d.source)}</td><td class="n">{d.chunks}</td></tr>' for d in index.documents)
     html = (
-        f"<p><b>{len(files)} documents</b>, {chunks} chunks<br>built {_age(manifest.get('built_at', ''))}</p>"
+        f"<p><b>{len(index.documents)} documents</b>, {index.chunks} chunks<br>built {_age(index.built_at)}</p>"
         f"<table><tr><th>document</th><th class='n'>chunks</th></tr>{rows}</table>"
     )
-    if manifest.get("skipped"):
-        html += f'<p class="qa-warn">Not readable, skipped: {escape(", ".join(sorted(manifest["skipped"])))}</p>'
+    if index.skipped:
+        html += f'<p class="qa-warn">Not readable, skipped: {escape(", ".join(f.source for f in index.skipped))}</p>'
     if stale:
         html += f'<p class="qa-warn">The documents changed since this build ({escape(stale.describe())}). Rebuild to answer from them.</p>'
     return f'<div class="qa-index">{html}</div>'
@@ -177,7 +175,7 @@ def example_questions(settings: Settings, sources: set[str], limit: int = 4) -> 
 def build_app(assistant) -> gr.Blocks:
     """The page (chat, examples, index panel with a Rebuild button) and the /ask API, over one Assistant."""
     try:
-        sources = set(assistant.live().data.manifest.get("files", {}))
+        sources = {d.source for d in assistant.status().index.documents}
     except QAError:
         sources = set()
     examples = example_questions(assistant.settings, sources)

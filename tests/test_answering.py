@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 from qa.answering import FEATURES, Extractor, answer_phrase, asked_kind, kind_spans, question_weights
-from qa.lexical import Bm25, tokenize
+from qa.config import Settings
+from qa.folder_store import FolderStore
+from qa.lexical import tokenize
 from qa.retrieval import Query, Retriever
-from qa.store import IndexData, vector_index
-from qa.types import Document
+from qa.store import CHUNKS, UNITS
+from qa.types import Changes, Chunk, Document, IndexedDocument, Sentence
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,7 @@ DOCS = {
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(tmp_path_factory):
     """An index built by hand: one sentence per period, one chunk per document, orthogonal unit vectors."""
     documents, sentences, chunks = [], [], []
     for d, (source, text) in enumerate(DOCS.items()):
@@ -103,25 +105,30 @@ def tiny():
         chunk_vectors[c] = sentence_vectors[first:last].sum(axis=0)
         chunk_vectors[c] /= np.linalg.norm(chunk_vectors[c])
     texts = [documents[d].text[a:b] for d, a, b in sentences]
-    data = IndexData(
-        manifest={},
-        documents=documents,
-        sentences=np.array(sentences, dtype=np.int64),
-        chunks=np.array(chunks, dtype=np.int64),
-        sentence_index=vector_index(sentence_vectors),
-        chunk_index=vector_index(chunk_vectors),
-        sentence_bm25=Bm25.build([tokenize(t) for t in texts]),
-        chunk_bm25=Bm25.build([tokenize(documents[d].text[a:b]) for d, a, b, _, _ in chunks]),
-    )
-    return data, texts
+    upserts = []
+    for d, doc in enumerate(documents):
+        rows = [i for i, s in enumerate(sentences) if s[0] == d]
+        units = [Sentence(a, b, doc.text[a:b]) for _, a, b in (sentences[i] for i in rows)]
+        chunk = Chunk(0, len(doc.text), doc.text, 0, len(units))
+        upserts.append(IndexedDocument(doc, len(doc.text), 0, units, [chunk], sentence_vectors[rows], chunk_vectors[d : d + 1]))
+    store = FolderStore(tmp_path_factory.mktemp("tiny") / "index")
+    key = Settings().index_key()
+    store.update(key, Changes(upserts))
+    return store.open(key), texts
+
+
+def _retriever(snapshot):
+    s = Settings()
+    return Retriever(snapshot, s.retrieval_depth, s.passages, s.direct_units)
 
 
 def _ask(data, question, toward):
     """Score `question` with a query vector pointing mostly at sentence `toward`."""
-    vector = 0.8 * data.sentence_vectors[toward] + 0.2 * data.chunk_vectors.mean(axis=0)
+    chunk_vectors = data.vectors(CHUNKS, np.arange(data.size(CHUNKS)))
+    vector = 0.8 * data.vectors(UNITS, [toward])[0] + 0.2 * chunk_vectors.mean(axis=0)
     query = Query(vector / np.linalg.norm(vector), tokenize(question), [])
     extractor = Extractor(data)
-    candidates = Retriever(data).search(query)
+    candidates = _retriever(data).search(query)
     return extractor, extractor.score(question, query, candidates), candidates, query
 
 
@@ -140,10 +147,10 @@ def test_the_sentence_with_the_answer_is_quoted_verbatim_with_its_phrase(tiny):
 def test_a_question_the_documents_do_not_touch_scores_low(tiny):
     data, _ = tiny
     _, on_topic, _, _ = _ask(data, "How high is Mount Etna?", toward=4)
-    vector = np.ones(data.sentence_vectors.shape[1], dtype=np.float32)
-    vector[: len(data.sentences)] = 0.0  # orthogonal to every sentence
+    vector = np.ones(data.status.dimension, dtype=np.float32)
+    vector[: data.size(UNITS)] = 0.0  # orthogonal to every sentence
     query = Query(vector / np.linalg.norm(vector), tokenize("Who wrote Hamlet?"), [])
-    off = Extractor(data).score("Who wrote Hamlet?", query, Retriever(data).search(query))
+    off = Extractor(data).score("Who wrote Hamlet?", query, _retriever(data).search(query))
     assert on_topic[0].score > 0.5 > off[0].score
 
 

@@ -6,9 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from qa.errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError, QuestionError
-from qa.store import IndexStore
-from conftest import SEEDS, make_assistant
+from qa.errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, QuestionError
+from qa.folder_store import FolderStore
+from qa.store import CHUNKS, UNITS
+from conftest import SEEDS, TOY, make_assistant
 
 
 def _file_text(assistant, source):
@@ -16,23 +17,29 @@ def _file_text(assistant, source):
 
 
 def test_every_record_in_the_index_maps_back_verbatim(toy):
-    data = toy.live().data
-    for doc, start, end in data.sentences:
-        text = data.documents[doc].text
+    snap = toy.live().snapshot
+    units = snap.rows(UNITS, np.arange(snap.size(UNITS)))
+    for doc, start, end in zip(units["document"].tolist(), units["start"].tolist(), units["end"].tolist()):
+        text = snap.document(doc).text
         assert text[start:end].strip() == text[start:end] != ""
-    for doc, start, end, first, last in data.chunks:
-        assert data.sentences[first, 1] == start and data.sentences[last - 1, 2] == end
-    for d in data.documents:
-        assert _file_text(toy, d.source) == d.text
+    for chunk in snap.rows(CHUNKS, np.arange(snap.size(CHUNKS))):
+        assert units[chunk["first"]]["start"] == chunk["start"] and units[chunk["last"] - 1]["end"] == chunk["end"]
+        assert set(units[chunk["first"] : chunk["last"]]["document"].tolist()) == {chunk["document"]}
+    sources = [d.source for d in toy.status().index.documents]
+    assert sources == sorted(sources) == sorted(TOY)
+    for d in range(len(sources)):
+        assert _file_text(toy, snap.document(d).source) == snap.document(d).text
 
 
 def test_save_and_load_round_trip(toy):
-    live = toy.live().data
-    loaded = IndexStore(toy.settings.index_dir).load(toy.settings.index_key())
-    assert [d.source for d in loaded.documents] == [d.source for d in live.documents]
-    assert np.array_equal(loaded.sentences, live.sentences) and np.array_equal(loaded.chunks, live.chunks)
-    assert np.allclose(loaded.sentence_vectors, live.sentence_vectors)
-    assert np.allclose(np.linalg.norm(loaded.chunk_vectors, axis=1), 1.0, atol=1e-4)
+    live = toy.live().snapshot
+    loaded = FolderStore(toy.settings.index_dir).open(toy.settings.index_key())
+    assert [loaded.document(d).source for d in range(3)] == [live.document(d).source for d in range(3)]
+    for level in (UNITS, CHUNKS):
+        ids = np.arange(live.size(level))
+        assert loaded.size(level) == live.size(level) and np.array_equal(loaded.rows(level, ids), live.rows(level, ids))
+        assert np.array_equal(loaded.vectors(level, ids), live.vectors(level, ids))
+        assert np.allclose(np.linalg.norm(loaded.vectors(level, ids), axis=1), 1.0, atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +72,7 @@ def test_onnx_backend_agrees_with_torch_and_switching_rebuilds(tmp_path, toy):
         onnx, torch = assistant.ask(question), toy.ask(question)
         assert onnx.answered and (onnx.citations[0].source, onnx.citations[0].quote) == (torch.citations[0].source, torch.citations[0].quote)
     with pytest.raises(IndexMismatchError, match="backend"):
-        IndexStore(tmp_path / "index").load(toy.settings.index_key())
+        FolderStore(tmp_path / "index").open(toy.settings.index_key())
     back = Assistant(toy.settings.with_(index_dir=tmp_path / "index"), warn=lambda m: None)
     back.embedder = toy.embedder
     assert "backend" in back.index().full_rebuild
@@ -160,29 +167,35 @@ def test_index_problems_are_reported_and_repaired(tmp_path, embedder):
     with pytest.raises(IndexMissingError, match="qa index"):
         assistant.ask("Anything?")
     assistant.index()
-    store = IndexStore(assistant.settings.index_dir)
+    store = FolderStore(assistant.settings.index_dir)
     other = make_assistant(tmp_path, embedder, files={}, chunk_tokens=100)
     with pytest.raises(IndexMismatchError, match="chunk_tokens"):
         other.ask("How high is Etna?")
     with pytest.raises(IndexMismatchError, match="model"):
-        store.load(dict(assistant.settings.index_key(), model="some/other-model"))
-    vectors = store.current() / "chunks.faiss"
+        store.open(dict(assistant.settings.index_key(), model="some/other-model"))
+    vectors = next(assistant.settings.index_dir.glob("seg-*")) / "chunks.faiss"
     vectors.write_bytes(vectors.read_bytes()[:100])  # a half-written file
     with pytest.raises(IndexCorruptError, match="truncated"):
-        store.load(assistant.settings.index_key())
+        store.open(assistant.settings.index_key())
     report = assistant.index()
     assert report.full_rebuild and report.chunks_embedded == report.chunks
     assert assistant.ask("How high is Mount Etna?").answered
 
 
-def test_an_index_from_another_version_of_qa_is_rebuilt_not_called_damaged(tmp_path, embedder):
+def test_an_index_from_another_version_of_qa_is_rebuilt_once_not_called_damaged(tmp_path, embedder):
     assistant = make_assistant(tmp_path, embedder)
-    assistant.index()
-    manifest = IndexStore(assistant.settings.index_dir).current() / "manifest.json"
-    manifest.write_text(json.dumps(dict(json.loads(manifest.read_text()), format_version=1)))
-    with pytest.raises(IndexMismatchError, match="another version of qa"):
-        IndexStore(assistant.settings.index_dir).load(assistant.settings.index_key())
-    assert "another version of qa" in assistant.index().full_rebuild
+    index = assistant.settings.index_dir
+    old = index / "build-20260101-000000-abcdef"  # the layout of index format 2: CURRENT names a whole build folder
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text(json.dumps({"format_version": 2, "settings": assistant.settings.index_key()}))
+    (index / "CURRENT").write_text(old.name + "\n")
+    with pytest.raises(IndexMismatchError, match="another version of qa .index format 2, now 3"):
+        FolderStore(index).open(assistant.settings.index_key())
+    report = assistant.index()
+    assert "another version of qa" in report.full_rebuild and report.chunks_embedded == report.chunks
+    assert assistant.messages.count(f"full rebuild: {report.full_rebuild}") == 1  # the one-line note
+    assert not old.exists() and assistant.ask("How high is Mount Etna?").answered
+    assert assistant.index().full_rebuild == ""  # once
 
 
 def test_second_build_refuses_while_one_runs(tmp_path, embedder):
@@ -195,24 +208,26 @@ def test_second_build_refuses_while_one_runs(tmp_path, embedder):
         lock.release()
 
 
-def test_a_build_that_dies_while_writing_leaves_the_previous_index(tmp_path, embedder, monkeypatch):
+def test_a_build_that_fails_while_writing_leaves_the_previous_index_and_nothing_half_written(tmp_path, embedder, monkeypatch):
     assistant = make_assistant(tmp_path, embedder)
     assistant.index()
+    index = assistant.settings.index_dir
+    before = sorted(p.name for p in index.iterdir())
     (assistant.settings.seeds_dir / "volcano.txt").write_text("Mount Etna is 9,999 metres high in this rewrite.\n")
 
     def disk_full(self, folder):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("qa.lexical.Bm25.save", disk_full)  # the failure strikes half-way through writing
-    with pytest.raises(OSError):
+    monkeypatch.setattr("qa.lexical.Postings.save", disk_full)  # the failure strikes half-way through writing
+    with pytest.raises(QAError, match="No space left on device.*previous index is unchanged"):
         assistant.index()
     monkeypatch.undo()
+    assert sorted(p.name for p in index.iterdir()) == before  # the half-written segment is gone
     reader = make_assistant(tmp_path, embedder, files={})
     context = reader.ask("How high is Mount Etna?").citations[0].context
     assert "3,357" in context and "9,999" not in context  # the old build still answers
-    assert any(p.name.startswith("tmp-") for p in assistant.settings.index_dir.iterdir())
     assert assistant.index().changed == 1
-    assert not any(p.name.startswith("tmp-") for p in assistant.settings.index_dir.iterdir())
+    assert "9,999" in assistant.ask("How high is Mount Etna?").citations[0].context
 
 
 def test_watch_rebuilds_when_a_file_appears(tmp_path, embedder):

@@ -62,8 +62,8 @@ def test_corrupt_index_is_one_line(built, tmp_path):
     seeds, index = built
     broken = tmp_path / "index"
     subprocess.run(["cp", "-r", str(index), str(broken)], check=True)
-    build = broken / (broken / "CURRENT").read_text().strip()
-    (build / "manifest.json").write_text("{not json")
+    commit = broken / (broken / "CURRENT").read_text().strip()
+    commit.write_text("{not json")
     assert_one_line_error(qa("ask", "--seeds", str(seeds), "--index", str(broken), "How high is Etna?"), "run `qa index`")
 
 

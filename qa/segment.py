@@ -1,0 +1,241 @@
+"""Segment: one immutable folder of index rows, the documents one build added or several segments merged.
+
+Files of `seg-<id>/`:
+    meta.json                   format version, settings key, dimension, counts (a segment of another model is refused)
+    documents.json              per document: source, sha256, size, mtime_ns, page_starts, units, chunks
+    texts.json                  each document's text, which citations quote
+    units.npy, chunks.npy       UNIT_ROW / CHUNK_ROW records; `document` and a chunk's first/last count within the segment
+    units.faiss, chunks.faiss   the rows' vectors: flat inner product while small, HNSW beyond FLAT_LIMIT
+    lex-units/, lex-chunks/     the rows' Postings (raw term frequencies)
+Documents are stored in order of source, so a segment's rows map to snapshot ids in ascending order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .lexical import Postings, tokenize
+from .store import CHUNKS, FORMAT_VERSION, LEVELS, UNITS
+from .types import CHUNK_ROW, KINDS, UNIT_ROW, IndexedDocument
+
+#: Above this many vectors a flat scan gives way to HNSW: a flat scan of 5*10^4 takes about as long as one
+#: HNSW search (see `ef_search`), and grows linearly beyond.
+FLAT_LIMIT = 50_000
+#: Candidates kept while linking each new vector into the HNSW graph: a slower build than 80 that lifts recall
+#: at every efSearch (bench/ measures both).
+EF_CONSTRUCTION = 200
+_ROWS = {UNITS: UNIT_ROW, CHUNKS: CHUNK_ROW}
+_KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+
+
+def ef_search(vectors: int) -> int:
+    """Candidates an HNSW search keeps, by index size: recall@10 >= 0.99 against the exact scan (bench/ measures it)."""
+    return 384 if vectors <= 300_000 else 768
+
+
+def vector_index(vectors: np.ndarray):
+    """Inner product (= cosine on unit vectors) FAISS index: exact while small, HNSW beyond FLAT_LIMIT."""
+    import faiss
+
+    d = vectors.shape[1]
+    if len(vectors) <= FLAT_LIMIT:
+        index = faiss.IndexFlatIP(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = EF_CONSTRUCTION
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def vectors_of(index) -> np.ndarray:
+    """The stored vectors as a (n, d) array view, without copying, for flat and HNSW indexes alike."""
+    import faiss
+
+    index = faiss.downcast_index(index)
+    flat = faiss.downcast_index(index.storage) if hasattr(index, "storage") else index
+    n, d = flat.ntotal, flat.d
+    if n == 0:
+        return np.zeros((0, d), dtype=np.float32)
+    return faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d)
+
+
+@dataclass
+class Segment:
+    """A loaded segment. `starts[level][j]` is the first row of document j (one more entry than documents)."""
+
+    name: str
+    meta: dict
+    documents: list[dict]
+    texts: list[str]
+    rows: dict[str, np.ndarray]
+    index: dict[str, object]
+    postings: dict[str, Postings]
+    starts: dict[str, np.ndarray]
+
+    def vectors(self, level: str) -> np.ndarray:
+        return vectors_of(self.index[level])
+
+    def search(self, level: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The k rows nearest `vector` among `allowed` (a bool per row; None = all): (rows, scores)."""
+        import faiss
+
+        index = self.index[level]
+        k = min(k, index.ntotal if allowed is None else int(allowed.sum()))
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        query = np.ascontiguousarray(vector[None, :], dtype=np.float32)
+        params, bits = None, None
+        if allowed is not None:
+            bits = np.packbits(allowed, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+        if hasattr(faiss.downcast_index(index), "hnsw"):
+            params = faiss.SearchParametersHNSW(efSearch=ef_search(index.ntotal))
+            if bits is not None:
+                params.sel = selector
+        elif bits is not None:
+            params = faiss.SearchParameters(sel=selector)
+        scores, ids = index.search(query, k, params=params)
+        found = ids[0] >= 0
+        return ids[0][found], scores[0][found]
+
+
+def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, int]:
+    """Write the segment of `docs` (stored in order of source) into the new folder `folder`; returns its file sizes."""
+    docs = sorted(docs, key=lambda x: x.document.source)
+    units, chunks, unit_vectors, chunk_vectors, unit_texts, chunk_texts = [], [], [], [], [], []
+    base = 0
+    for j, x in enumerate(docs):
+        text = x.document.text
+        units += [(j, u.start, u.end, _KIND_CODE[u.kind], u.context_start, u.context_end) for u in x.units]
+        chunks += [(j, c.start, c.end, base + c.first, base + c.last) for c in x.chunks]
+        unit_texts += [text[u.start : u.end] for u in x.units]
+        chunk_texts += [text[c.start : c.end] for c in x.chunks]
+        unit_vectors.append(x.unit_vectors)
+        chunk_vectors.append(x.chunk_vectors)
+        base += len(x.units)
+    dimension = int(docs[0].chunk_vectors.shape[1])
+    return write(
+        folder,
+        key,
+        dimension,
+        documents=[_document_meta(x) for x in docs],
+        texts=[x.document.text for x in docs],
+        rows={UNITS: np.array(units, dtype=UNIT_ROW), CHUNKS: np.array(chunks, dtype=CHUNK_ROW)},
+        vectors={UNITS: _stack(unit_vectors, dimension), CHUNKS: _stack(chunk_vectors, dimension)},
+        postings={UNITS: Postings.build([tokenize(t) for t in unit_texts]), CHUNKS: Postings.build([tokenize(t) for t in chunk_texts])},
+    )
+
+
+def merge(folder: Path, key: dict, dimension: int, parts: list[tuple[Segment, np.ndarray]]) -> dict[str, int]:
+    """Write into `folder` one segment of the documents `keep` (local numbers) of each part, in order of source;
+    vectors and term counts are copied, nothing is embedded or tokenized again. Returns its file sizes."""
+    picked = sorted(((seg.documents[j]["source"], p, j) for p, (seg, keep) in enumerate(parts) for j in keep.tolist()))
+    new_rows = {level: [np.full(len(seg.rows[level]), -1, dtype=np.int64) for seg, _ in parts] for level in LEVELS}
+    new_doc = [np.full(len(seg.documents), -1, dtype=np.int64) for seg, _ in parts]
+    base = {level: 0 for level in LEVELS}
+    for n, (_, p, j) in enumerate(picked):
+        seg = parts[p][0]
+        new_doc[p][j] = n
+        for level in LEVELS:
+            lo, hi = seg.starts[level][j], seg.starts[level][j + 1]
+            new_rows[level][p][lo:hi] = base[level] + np.arange(hi - lo)
+            base[level] += hi - lo
+    rows, vectors = {}, {}
+    for level in LEVELS:
+        rows[level] = np.zeros(base[level], dtype=_ROWS[level])
+        vectors[level] = np.zeros((base[level], dimension), dtype=np.float32)
+        for p, (seg, _) in enumerate(parts):
+            kept = np.flatnonzero(new_rows[level][p] >= 0)
+            target = new_rows[level][p][kept]
+            taken = seg.rows[level][kept].copy()
+            taken["document"] = new_doc[p][taken["document"]]
+            if level == CHUNKS:
+                unit_rows = new_rows[UNITS][p]
+                taken["first"] = unit_rows[taken["first"]]
+                taken["last"] = unit_rows[taken["last"] - 1] + 1
+            rows[level][target] = taken
+            vectors[level][target] = seg.vectors(level)[kept]
+    return write(
+        folder,
+        key,
+        dimension,
+        documents=[parts[p][0].documents[j] for _, p, j in picked],
+        texts=[parts[p][0].texts[j] for _, p, j in picked],
+        rows=rows,
+        vectors=vectors,
+        postings={level: Postings.take([(seg.postings[level], new_rows[level][p]) for p, (seg, _) in enumerate(parts)], base[level]) for level in LEVELS},
+    )
+
+
+def write(folder: Path, key: dict, dimension: int, documents, texts, rows, vectors, postings) -> dict[str, int]:
+    import faiss
+
+    folder.mkdir()
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "settings": key,
+        "dimension": dimension,
+        "documents": len(documents),
+        UNITS: len(rows[UNITS]),
+        CHUNKS: len(rows[CHUNKS]),
+    }
+    files = [folder / "documents.json", folder / "texts.json", folder / "meta.json"]
+    files[0].write_text(json.dumps(documents, ensure_ascii=False), encoding="utf-8")
+    files[1].write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+    for level in LEVELS:
+        np.save(folder / f"{level}.npy", rows[level])
+        faiss.write_index(vector_index(vectors[level]), str(folder / f"{level}.faiss"))
+        files += [folder / f"{level}.npy", folder / f"{level}.faiss", *postings[level].save(folder / f"lex-{level}")]
+    files[2].write_text(json.dumps(meta), encoding="utf-8")
+    for path in files:
+        fsync(path)
+    for sub in (folder / "lex-units", folder / "lex-chunks", folder):
+        fsync(sub)
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in files}
+
+
+def load(folder: Path) -> Segment:
+    """Read a segment; raises OSError or ValueError when a file is missing, damaged or inconsistent."""
+    import faiss
+
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    documents = json.loads((folder / "documents.json").read_text(encoding="utf-8"))
+    texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
+    rows, index, postings, starts = {}, {}, {}, {}
+    for level in LEVELS:
+        rows[level] = np.load(folder / f"{level}.npy")
+        index[level] = faiss.read_index(str(folder / f"{level}.faiss"))
+        postings[level] = Postings.load(folder / f"lex-{level}")
+        counts = np.array([d[level] for d in documents], dtype=np.int64)
+        starts[level] = np.concatenate([[0], np.cumsum(counts)])
+        n = len(rows[level])
+        if rows[level].dtype != _ROWS[level] or not (n == index[level].ntotal == postings[level].texts == starts[level][-1]):
+            raise ValueError(f"{level} records, vectors and terms of different lengths")
+        if index[level].d != meta["dimension"]:
+            raise ValueError(f"{level} vectors of dimension {index[level].d}, not {meta['dimension']}")
+    if len(texts) != len(documents) or meta["documents"] != len(documents):
+        raise ValueError("documents and texts of different lengths")
+    return Segment(folder.name, meta, documents, texts, rows, index, postings, starts)
+
+
+def _document_meta(x: IndexedDocument) -> dict:
+    d = x.document
+    return {"source": d.source, "sha256": d.sha256, "size": x.size, "mtime_ns": x.mtime_ns,
+            "page_starts": list(d.page_starts), UNITS: len(x.units), CHUNKS: len(x.chunks)}
+
+
+def _stack(vectors: list[np.ndarray], dimension: int) -> np.ndarray:
+    return np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, dimension), dtype=np.float32)
+
+
+def fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
