@@ -49,20 +49,38 @@ def read_document(path: Path, source: str, max_bytes: int) -> Document:
     return Document(source=source, text=text, sha256=hashlib.sha256(data).hexdigest(), page_starts=pages)
 
 
-_HTML_BLOCKS = ["p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
-                "section", "article", "header", "footer", "title", "dd", "dt", "figcaption", "table", "ul", "ol"]
+_HTML_BLOCKS = ["p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "section",
+                "article", "header", "footer", "nav", "aside", "main", "title", "dd", "dt", "figure", "figcaption",
+                "caption", "table", "ul", "ol", "dl"]
 
 
 def _html_text(html: str) -> str:
-    """The visible text of a page, one line per block; citations point into this text, not the markup."""
+    """The visible text of a page, one line per block, its structure kept the way Markdown writes it: a heading
+    as "## Fees", a list item as "- ...", a table row as "| Adult | $42 |", quoted text as "> ...". Citations
+    point into this text, not the markup, and the chunker reads one structure for .md and .html alike.
+
+    >>> _html_text("<h2>Fees</h2><table><tr><th>Plan</th><th>Price</th></tr><tr><td>Adult</td><td>$42</td></tr></table>")
+    '## Fees\n| Plan | Price |\n| Adult | $42 |'
+    """
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
     for hidden in soup(["script", "style", "noscript", "template", "head"]):
         hidden.decompose()
+    for row in soup("tr"):
+        cells = [" ".join(cell.get_text(" ").split()) for cell in row(["th", "td"])]
+        row.replace_with(soup.new_tag("tr", string="| " + " | ".join(cells) + " |"))
+    for level in range(1, 7):
+        for heading in soup(f"h{level}"):
+            heading.insert(0, "#" * level + " ")
+    for item in soup("li"):
+        item.insert(0, "- ")
     for block in soup(_HTML_BLOCKS):
         block.insert_before("\n")
         block.insert_after("\n")
+    for quote in reversed(soup("blockquote")):  # innermost first, so a quote inside a quote reads "> > "
+        lines = [" ".join(line.split()) for line in quote.get_text().splitlines()]
+        quote.replace_with("\n" + "\n".join("> " + line for line in lines if line) + "\n")
     lines = (" ".join(line.split()) for line in soup.get_text().splitlines())
     return "\n".join(line for line in lines if line)
 

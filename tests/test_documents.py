@@ -70,8 +70,22 @@ def test_html_gives_its_visible_text_only(tmp_path):
     html = "<html><head><title>T</title><style>p{}</style></head><body><h1>Owls</h1><p>Owls hunt at <b>night</b>.</p><script>alert(1)</script></body></html>"
     write_corpus(tmp_path, {"owls.html": html})
     [doc] = load_documents(tmp_path, 10_000, print)
-    assert doc.text == "Owls\nOwls hunt at night."
+    assert doc.text == "# Owls\nOwls hunt at night."
     assert "alert" not in doc.text and "p{}" not in doc.text
+
+
+def test_html_structure_reads_as_markdown(tmp_path):
+    """Headings, list items, table rows and quoted posts keep their shape, so a row is read with its cells."""
+    html = (
+        "<h2>Fees</h2><ul><li>Open <i>daily</i></li></ul>"
+        "<table><thead><tr><th>Plan</th><th>Monthly</th></tr></thead><tbody><tr><td>Adult</td><td>$42</td></tr></tbody></table>"
+        "<blockquote><p>ken wrote:</p><p>It reboots.</p></blockquote><p>Try another cable.</p>"
+    )
+    write_corpus(tmp_path, {"fees.html": html})
+    [doc] = load_documents(tmp_path, 10_000, print)
+    assert doc.text.splitlines() == [
+        "## Fees", "- Open daily", "| Plan | Monthly |", "| Adult | $42 |", "> ken wrote:", "> It reboots.", "Try another cable.",
+    ]
 
 
 def test_pdf_text_layer_with_pages(tmp_path):
