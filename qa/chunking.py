@@ -5,12 +5,16 @@ Markdown table rows, list items, `Label: value` lines, code, and the short lines
 blocks. Prose is split into sentences by pysbd, across the line breaks of hard-wrapped paragraphs (an email
 wrapped at 72 columns is sentences, not line fragments). Each unit carries the span of the heading, or for a
 table row the table's header row, that it sits under. A unit longer than the budget is cut at token borders.
+
+pysbd's time grows with the square of what it is given, so a long block is first cut into bounded pieces at a
+sentence end or a space; that keeps splitting linear in the text.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from collections.abc import Iterator
 from functools import cached_property
 
 from .types import Chunk, Sentence
@@ -31,6 +35,7 @@ _FINISHED = tuple(".!?\"”)")
 #: A prose line this long is taken to be wrapped when the next line is prose too: the sentence goes on there.
 #: Only in a hard-wrapped document: one whose long prose lines stop at a column, at most this wide.
 _WRAP_COLUMNS = 110
+_WRAP_EVIDENCE = 6
 
 
 @dataclass(frozen=True)
@@ -101,9 +106,10 @@ def classify_lines(text: str) -> list[_Line]:
 
 def _wrap_width(lines: list[_Line]) -> int:
     """The column a hard-wrapped document's prose stops at, 0 when its paragraphs are long lines (HTML blocks,
-    unwrapped Markdown): the 90th percentile of prose line lengths, when that is at most _WRAP_COLUMNS."""
+    unwrapped Markdown): the 90th percentile of prose line lengths, when that is at most _WRAP_COLUMNS. Fewer
+    than _WRAP_EVIDENCE prose lines cannot show a column, so their lines stay hard borders."""
     lengths = sorted(l.end - l.start for l in lines if l.kind in ("prose", "quoted"))
-    if len(lengths) < 3:
+    if len(lengths) < _WRAP_EVIDENCE:
         return 0
     width = lengths[int(0.9 * (len(lengths) - 1))]
     return width if width <= _WRAP_COLUMNS else 0
@@ -162,6 +168,49 @@ def layout(text: str) -> list[Block]:
                 heading = (line.start, line.end)
         i += 1
     return blocks
+#: The longest piece of a line pysbd sees; pieces are cut in the second half of this window.
+_PIECE_CHARS = 5_000
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+")
+_SPACE = re.compile(r"\s+")
+
+
+def _pieces(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Spans of at most `_PIECE_CHARS` that tile [start, end), cut after the last sentence end (punctuation,
+    space, then no lower-case letter) in the window's second half, else after its last space, else at its end.
+
+    Each window is scanned once, so the cost is linear in `end - start`.
+    """
+    while end - start > _PIECE_CHARS:
+        low, high = start + _PIECE_CHARS // 2, start + _PIECE_CHARS
+        cut = None
+        for m in _SENTENCE_END.finditer(text, low, high):
+            if not text[m.end()].islower():
+                cut = m.end()
+        if cut is None:
+            for m in _SPACE.finditer(text, low, high):
+                cut = m.end()
+        cut = cut or high
+        yield start, cut
+        start = cut
+    yield start, end
+
+
+def _rejoin_bangs(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """pysbd ends a sentence at any "!"; rejoin a span to the next where the "!" is code or mid-sentence:
+    directly followed by text ("is !important", "red !important}") or by a lower-case word or closing bracket.
+
+    >>> _rejoin_bangs("Wow!! ok then", [(0, 5), (6, 13)])
+    [(0, 13)]
+    """
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and text[joined[-1][1] - 1] == "!":
+            after = text[start]
+            if joined[-1][1] == start or after.islower() or after in ")]}":
+                joined[-1] = (joined[-1][0], end)
+                continue
+        joined.append((start, end))
+    return joined
 
 
 class Chunker:
@@ -223,9 +272,18 @@ class Chunker:
                 yield Sentence(block.start, block.end, text[block.start : block.end], block.kind, block.context_start, block.context_end)
 
     def _block_sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
-        """Sentence spans inside a block of lines, stripped. pysbd reads the block with its line breaks as spaces
-        (same length, so offsets hold), and its segments are located in the text, never trusted as text."""
+        """Sentence spans inside a block of lines, stripped, found piece by piece (see `_pieces`)."""
+        spans: list[tuple[int, int]] = []
+        for a, b in _pieces(text, start, end):
+            spans.extend(self._piece_sentences(text, a, b))
+        return _rejoin_bangs(text, spans)
+
+    def _piece_sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """Sentence spans inside one piece, stripped. pysbd reads the piece with its line breaks as spaces (same
+        length, so offsets hold), and its segments are located in the text, never trusted as text."""
         line = text[start:end].replace("\n", " ")
+        if not line.strip():
+            return []
         spans = []
         cursor = 0
         for segment in self._segmenter.segment(line):
@@ -233,7 +291,7 @@ class Chunker:
             if not piece:
                 continue
             at = line.find(piece, cursor)
-            if at < 0:  # subtle: pysbd altered the text; keep the rest of the block whole rather than misquote
+            if at < 0:  # subtle: pysbd altered the text; keep the rest of the piece whole rather than misquote
                 break
             spans.append((start + at, start + at + len(piece)))
             cursor = at + len(piece)

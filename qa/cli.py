@@ -83,6 +83,20 @@ def _print_answer(answer) -> None:
                 print(f"  - {p.source}, line {p.line}: {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
 
 
+def _text(value: object, name: str, argv: bool = False) -> str:
+    """`value` as a question text, or a QAError naming `name`: a lone surrogate ("\\ud800" in JSON, or a
+    non-UTF-8 byte such as \\xff in argv, which Python reads as U+DCFF) cannot be encoded for the model."""
+    if not isinstance(value, str):
+        raise QAError(f"{name} must be a string (got {type(value).__name__})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        code = ord(value[e.start])
+        what = f"byte 0x{code - 0xDC00:02x} is not UTF-8" if argv and 0xDC80 <= code <= 0xDCFF else f"U+{code:04X} is a lone surrogate"
+        raise QAError(f"{name} is not valid text: {what} (character {e.start + 1})") from None
+    return value
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from .assistant import Assistant
 
@@ -90,7 +104,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.jsonl and args.question:
         raise QAError("give the question as an argument or use --jsonl, not both")
     if not args.jsonl:
-        assistant.check_question(args.question or "")
+        assistant.check_question(_text(args.question or "", "the question", argv=True))
     if args.rebuild:
         _build(assistant, quiet=True)
     stale = assistant.staleness()
@@ -107,18 +121,26 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _ask_jsonl(assistant) -> int:
-    """One JSON object in, one out, per line; a bad line gets {"error": ...} and the stream goes on."""
-    for line in sys.stdin:
-        if not line.strip():
+    """One JSON object in, one out, per line; a bad line gets {"error": ...} and the stream goes on.
+
+    stdin is read as bytes and decoded line by line, so one line that is not UTF-8 costs only that line."""
+    for n, raw in enumerate(sys.stdin.buffer, 1):
+        if not raw.strip():
             continue
         try:
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise QAError(f"line {n} is not UTF-8 (byte {e.start + 1}); send UTF-8 text") from None
             row = json.loads(line)
             if not isinstance(row, dict):
                 raise QAError('each line must be a JSON object like {"question": "..."}')
             history = row.get("history") or []
             if not isinstance(history, list):
                 raise QAError("history must be a list of earlier questions")
-            out = assistant.ask(row.get("question", ""), history).to_dict()
+            question = _text(row.get("question", ""), "question")
+            history = [_text(h, f"history[{i}]") for i, h in enumerate(history)]
+            out = assistant.ask(question, history).to_dict()
         except ValueError as e:
             out = {"error": f"not JSON: {e}"}
         except QAError as e:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from .config import Settings
 from .errors import CorpusError
 from .types import Document
 
@@ -17,7 +20,7 @@ Warn = Callable[[str], None]
 
 
 def _files(folder: Path, warn: Warn) -> Iterator[Path]:
-    """Every regular file under `folder`, sorted, hidden entries skipped; directory symlinks not followed (no loops)."""
+    """Every file name under `folder`, sorted, hidden entries skipped; directory symlinks not followed (no loops)."""
     for root, dirs, names in os.walk(folder, onerror=lambda e: warn(f"skipped {e.filename}: {e.strerror}")):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
@@ -25,13 +28,91 @@ def _files(folder: Path, warn: Warn) -> Iterator[Path]:
                 yield Path(root) / name
 
 
-def read_document(path: Path, source: str, max_bytes: int) -> Document:
-    """Read one file as UTF-8; raise ValueError with the reason it cannot be indexed."""
-    size = path.stat().st_size
+@dataclass(frozen=True)
+class _Seed:
+    """One text-suffixed file of the seeds folder: its bytes, or (data None) the reason it was not read."""
+
+    source: str
+    suffix: str
+    data: bytes | None
+    reason: str = ""
+
+    @property
+    def sha256(self) -> str:
+        """What the index compares with to be stale; "" for a file not read, so it counts as changed once readable."""
+        return "" if self.data is None else hashlib.sha256(self.data).hexdigest()
+
+
+_KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket",
+          stat.S_IFDIR: "a directory"}
+
+
+def _not_regular(mode: int) -> str:
+    kind = _KINDS.get(stat.S_IFMT(mode))
+    return f"{kind + ', ' if kind else ''}not a regular file; only regular files are read"
+
+
+def _read_bytes(root: Path, path: Path, max_bytes: int) -> bytes:
+    """The bytes of one seeds file; ValueError says why it is not read.
+
+    Only regular files are opened: a file link must resolve inside `root` (else /etc/passwd could be quoted to
+    a chat user), a named pipe or device is refused before opening, the open never blocks or follows a link
+    swapped in since the check, and at most `max_bytes + 1` bytes are read, so a file that grows is refused too.
+    """
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            real = Path(os.path.realpath(path, strict=True))
+        except OSError as e:
+            raise ValueError(f"a broken link ({e.strerror or e})") from None
+        if not real.is_relative_to(root):
+            raise ValueError(f"a link to {real}, outside the seeds folder; only links to files inside it are read")
+        path, info = real, os.lstat(real)
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(_not_regular(info.st_mode))
+    _check_size(info.st_size, max_bytes)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(_not_regular(info.st_mode))
+        _check_size(info.st_size, max_bytes)
+        parts, left = [], max_bytes + 1
+        while left and (part := os.read(fd, min(left, 1 << 20))):
+            parts.append(part)
+            left -= len(part)
+    finally:
+        os.close(fd)
+    data = b"".join(parts)
+    _check_size(len(data), max_bytes)
+    return data
+
+
+def _check_size(size: int, max_bytes: int) -> None:
     if size > max_bytes:
         raise ValueError(f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit (QA_MAX_FILE_BYTES)")
-    data = path.read_bytes()
-    suffix = path.suffix.lower()
+
+
+def _seeds(folder: Path, max_bytes: int, warn: Warn) -> Iterator[_Seed]:
+    """Every text-suffixed file under `folder`, read by `_read_bytes`: the one way qa reads the seeds folder."""
+    root = folder.resolve()
+    for path in _files(folder, warn):
+        source = path.relative_to(folder).as_posix()
+        suffix = path.suffix.lower()
+        if suffix not in TEXT_SUFFIXES:
+            warn(f"skipped {source}: only {', '.join(TEXT_SUFFIXES)} files are indexed")
+            continue
+        try:
+            yield _Seed(source, suffix, _read_bytes(root, path, max_bytes))
+        except ValueError as e:
+            yield _Seed(source, suffix, None, str(e))
+        except OSError as e:
+            yield _Seed(source, suffix, None, e.strerror or str(e))
+
+
+def _document(seed: _Seed, data: bytes) -> Document:
+    """Decode one file's bytes; raise ValueError with the reason it cannot be indexed."""
+    suffix = seed.suffix
     pages: tuple[int, ...] = ()
     if suffix == ".pdf":
         text, pages = _pdf_text(data)
@@ -46,7 +127,7 @@ def read_document(path: Path, source: str, max_bytes: int) -> Document:
             text = _html_text(text)
     if not text.strip():
         raise ValueError("no text in it" if suffix == ".pdf" else "empty file")
-    return Document(source=source, text=text, sha256=hashlib.sha256(data).hexdigest(), page_starts=pages)
+    return Document(source=seed.source, text=text, sha256=seed.sha256, page_starts=pages)
 
 
 _HTML_BLOCKS = ["p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "section",
@@ -105,18 +186,11 @@ def _pdf_text(data: bytes) -> tuple[str, tuple[int, ...]]:
     return "\n\n".join(parts), tuple(starts)
 
 
-def _hash_or_blank(path: Path) -> str:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return ""
-
-
 def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, str] | None = None) -> list[Document]:
     """All readable `.txt`/`.md`/`.html`/`.pdf` files under `folder`, with `source` relative to it.
 
     Text files that cannot be indexed are reported through `warn` and, if given, recorded in `skipped`
-    (source -> sha256 of their bytes) so that an unchanged bad file does not make the index look stale.
+    (source -> `content_hashes` value) so that an unchanged bad file does not make the index look stale.
 
     >>> load_documents(Path("seeds"), 20_000_000, print)[0].source
     '000_5abd526e33e5c8b9.txt'
@@ -124,33 +198,25 @@ def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, 
     if not folder.is_dir():
         raise CorpusError(f"seeds folder {folder} does not exist; create it and put .txt or .md files in it")
     documents = []
-    for path in _files(folder, warn):
-        source = path.relative_to(folder).as_posix()
-        if path.suffix.lower() not in TEXT_SUFFIXES:
-            warn(f"skipped {source}: only {', '.join(TEXT_SUFFIXES)} files are indexed")
-            continue
-        try:
-            documents.append(read_document(path, source, max_bytes))
-        except ValueError as e:
-            warn(f"skipped {source}: {e}")
-            if skipped is not None:
-                skipped[source] = _hash_or_blank(path)
-        except OSError as e:
-            warn(f"skipped {source}: {e.strerror or e}")
+    for seed in _seeds(folder, max_bytes, warn):
+        reason = seed.reason
+        if seed.data is not None:
+            try:
+                documents.append(_document(seed, seed.data))
+                continue
+            except ValueError as e:
+                reason = str(e)
+        warn(f"skipped {seed.source}: {reason}")
+        if skipped is not None:
+            skipped[seed.source] = seed.sha256
     if not documents:
         raise CorpusError(f"no readable .txt, .md, .html or .pdf files in {folder}; add some and run `qa index`")
     return documents
 
 
-def content_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every indexable-looking file's bytes, keyed by source: what the index is compared with to be stale."""
-    hashes = {}
+def content_hashes(folder: Path, max_bytes: int = Settings.max_file_bytes) -> dict[str, str]:
+    """sha256 of every indexable-looking file's bytes ("" if not read), keyed by source: what the index is
+    compared with to be stale. `max_bytes` must be the limit the index was built with."""
     if not folder.is_dir():
-        return hashes
-    for path in _files(folder, lambda _: None):
-        if path.suffix.lower() in TEXT_SUFFIXES:
-            try:
-                hashes[path.relative_to(folder).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError:
-                continue
-    return hashes
+        return {}
+    return {seed.source: seed.sha256 for seed in _seeds(folder, max_bytes, lambda _: None)}

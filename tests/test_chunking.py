@@ -101,3 +101,67 @@ def test_structured_units_and_their_contexts_are_exact_spans_in_order(text):
         assert prev is None or prev.end <= s.start
     for c in chunks:
         assert text[c.start : c.end] == c.text
+
+
+class _TooSlow(Exception):
+    pass
+
+
+def _seconds_per_mb(chunker: Chunker, text: str, budget: float | None = None) -> float:
+    """Time to split `text`, per MB; raises _TooSlow once `budget` seconds pass (a quadratic split never ends)."""
+    import signal
+    import time
+
+    def stop(*_):
+        raise _TooSlow
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    if budget:
+        signal.setitimer(signal.ITIMER_REAL, budget)
+    try:
+        t0 = time.perf_counter()
+        sentences, _ = chunker.split(text)
+        seconds = time.perf_counter() - t0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert sentences[-1].end == len(text.rstrip())
+    return seconds / (len(text) / 1e6)
+
+
+def test_a_5_mb_single_line_splits_at_the_rate_per_mb_of_a_50_kb_one():
+    """Splitting is linear: a one-line 5 MB file costs per MB what 50 KB does, within 2x (best of 5 for the
+    small one, up to 3 tries of the big one on a noisy machine)."""
+    prose = " ".join(p.read_text(encoding="utf-8").replace("\n", " ") for p in sorted(SEEDS.glob("*.txt")))
+    big = (prose + " ") * (5_000_000 // len(prose) + 1)
+    big, small = big[:5_000_000], big[:50_000]
+    chunker = Chunker(200, 1)
+    chunker.split("Warm up. The splitter loads.")
+    ratios = []
+    for _ in range(3):
+        small_rate = min(_seconds_per_mb(chunker, small) for _ in range(5))
+        try:
+            ratios.append(_seconds_per_mb(chunker, big, budget=2 * small_rate * 5) / small_rate)
+        except _TooSlow:
+            ratios.append(float("inf"))
+        if ratios[-1] <= 2:
+            break
+    assert min(ratios) <= 2, ratios
+
+
+def test_a_sentence_does_not_end_on_a_bang_inside_text_or_code():
+    text = (
+        "The Zebra project logo is !important to the team. It was drawn in 2019.\n"
+        "a {background:red !important} b {color:blue}\n"
+        "Wow!! ok then. Run it! Then stop. Stop!) no\n"
+    )
+    sentences = [s.text for s in Chunker(200, 1).sentences(text)]
+    assert sentences == [
+        "The Zebra project logo is !important to the team.",
+        "It was drawn in 2019.",
+        "a {background:red !important} b {color:blue}",
+        "Wow!! ok then.",
+        "Run it!",
+        "Then stop.",
+        "Stop!) no",
+    ]

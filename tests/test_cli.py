@@ -129,3 +129,25 @@ def test_nothing_is_fetched_from_the_network(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=180)
     assert result.returncode == 0, result.stderr
     assert "indexed 1 files" in result.stdout
+
+
+def test_text_that_is_not_utf8_is_one_error_and_the_stream_goes_on(built):
+    """A lone surrogate or a raw \\xff byte costs one {"error"} line in --jsonl and one `qa:` line as an argument."""
+    seeds, index = built
+    stdin = b"\n".join([
+        b'{"question": "\\ud800"}',
+        b'{"question": "Who \xff?"}',
+        b'{"question": "How old was he?", "history": ["\\udcff"]}',
+        b'{"question": "How high is Mount Etna?"}',
+    ]) + b"\n"
+    result = subprocess.run([sys.executable, "-m", "qa", "ask", "--seeds", str(seeds), "--index", str(index), "--jsonl"],
+                            input=stdin, capture_output=True, env=ENV, timeout=120)
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr
+    out = [json.loads(l) for l in result.stdout.decode("utf-8").splitlines()]
+    assert len(out) == 4
+    assert "lone surrogate" in out[0]["error"] and "line 2 is not UTF-8" in out[1]["error"]
+    assert "history[0]" in out[2]["error"] and out[3]["citations"][0]["source"] == "volcano.txt"
+    result = subprocess.run([sys.executable, "-m", "qa", "ask", "--seeds", str(seeds), "--index", str(index), b"Who \xff?"],
+                            capture_output=True, text=True, env=ENV, timeout=120)
+    assert_one_line_error(result, "byte 0xff is not UTF-8")
+

@@ -95,3 +95,70 @@ def test_pdf_text_layer_with_pages(tmp_path):
     assert "skipped broken.pdf" in notes[0]
     at = doc.text.index("Barn owls")
     assert doc.page_of(at) == 2 and doc.page_of(0) == 1
+
+
+def test_a_link_to_a_file_outside_the_folder_is_skipped_and_its_text_never_read(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    seeds = write_corpus(tmp_path / "seeds", {"good.txt": "Fine text.", "sub/inside.txt": "Owls hunt at night."})
+    os.symlink(secret, seeds / "passwd.txt")
+    os.symlink(seeds / "sub" / "inside.txt", seeds / "alias.txt")
+    os.symlink(tmp_path / "gone.txt", seeds / "broken.txt")
+    notes = []
+    docs = load_documents(seeds, 10_000, notes.append)
+    assert [(d.source, d.text) for d in docs] == [
+        ("alias.txt", "Owls hunt at night."), ("good.txt", "Fine text."), ("sub/inside.txt", "Owls hunt at night.")
+    ]
+    text = "\n".join(notes)
+    assert f"skipped passwd.txt: a link to {secret}, outside the seeds folder" in text
+    assert "skipped broken.txt: a broken link" in text
+    assert all("root:x" not in d.text for d in docs)
+    assert content_hashes(seeds, 10_000)["passwd.txt"] == ""
+
+
+def _load_in_child(seeds, max_bytes: int) -> tuple[list[str], list[str], list[str]]:
+    """load_documents and content_hashes in a child process that is killed if it hangs (a FIFO read blocks forever)."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from pathlib import Path; from qa.documents import load_documents, content_hashes\n"
+        "notes = []; docs = load_documents(Path(sys.argv[1]), int(sys.argv[2]), notes.append)\n"
+        "print(json.dumps([[d.source for d in docs], notes, sorted(content_hashes(Path(sys.argv[1]), int(sys.argv[2])).items())]))"
+    )
+    # 1 GB of address space: reading /dev/zero to the end fails here instead of eating the machine's memory
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+    out = subprocess.run([sys.executable, "-c", limit + code, str(seeds), str(max_bytes)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_named_pipe_a_device_link_and_an_oversized_file_are_skipped_without_hanging(tmp_path):
+    seeds = write_corpus(tmp_path, {"good.txt": "Fine text.", "big.txt": "x" * 5_000})
+    os.mkfifo(seeds / "x.txt")
+    os.symlink("/dev/zero", seeds / "zero.txt")
+    os.symlink(seeds / "x.txt", seeds / "pipe-link.txt")
+    sources, notes, hashes = _load_in_child(seeds, 1_000)
+    assert sources == ["good.txt"]
+    text = "\n".join(notes)
+    assert "skipped x.txt: a named pipe, not a regular file" in text
+    assert "skipped pipe-link.txt: a named pipe, not a regular file" in text
+    assert "skipped zero.txt: a link to /dev/zero, outside the seeds folder" in text
+    assert "skipped big.txt: 0.0 MB is over the 0 MB limit" in text
+    assert dict(hashes)["x.txt"] == dict(hashes)["big.txt"] == ""
+
+
+
+def test_an_index_with_skipped_files_is_up_to_date_until_they_change(tmp_path, embedder):
+    """Staleness reads the folder with the limit the index was built with, so an unchanged skipped file (too
+    big for this limit, yet under the default) does not make the index look stale."""
+    from conftest import make_assistant
+
+    seeds = {"good.txt": "Owls hunt at night.", "big.txt": "Barn owls eat mice. " * 10, "bin.txt": b"\x00\x01"}
+    assistant = make_assistant(tmp_path, embedder, seeds, max_file_bytes=100)
+    assistant.index()
+    assert not assistant.staleness()
+    (tmp_path / "seeds" / "big.txt").write_text("Barn owls eat mice.")
+    assert assistant.staleness().changed == ("big.txt",)
