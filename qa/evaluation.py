@@ -186,8 +186,7 @@ def evaluate(assistant: Assistant, questions: list[Question], method: str = "qa"
         ms = (time.perf_counter() - started) * 1000
         for c in answer.citations:
             if c.source not in texts:  # the text citations point into (for HTML, the extracted text, not the file)
-                path = assistant.settings.seeds_dir / c.source
-                texts[c.source] = read_document(path, c.source, assistant.settings.max_file_bytes).text
+                texts[c.source] = read_document(assistant.settings.seeds_dir, c.source, assistant.settings.max_file_bytes).text
         misquoted = sum(texts[c.source][c.start : c.end] != c.quote for c in answer.citations)
         for into in (scores, scores.shapes.setdefault(question.shape, Scores(method))) if question.shape else (scores,):
             into.ms.append(ms)
