@@ -7,8 +7,9 @@ passage's and its neighbours' cosine to the question (vectors from the index); t
 question's terms found in it, around it, in the heading or table header it sits under, and in its document;
 whether it holds the kind of thing the question asks for (a number for "how many", a date for "when", a name
 for "who"), near the question's words, or an acronym's expansion; whether it says anything beyond the question;
-its size, whether it is a quoted older message (`> `), an update, a structure line; and for a follow-up,
-whether it is in the previous answer's document. A logistic squash of the best window's score is the
+its size in words, whether it is a quoted older message (`> `), an update, a structure line; and for a
+follow-up, whether it is in the previous answer's document. Whether to answer at all is a second, logistic
+model (Answerability) over the best window's score, its lead over the runner-up and its evidence: the
 confidence; below Settings.min_confidence the assistant abstains.
 """
 
@@ -86,46 +87,83 @@ KIND_WORD_WEIGHT = 0.3
 
 @dataclass(frozen=True)
 class Weights:
-    """The scoring function of an evidence window: a weighted sum of FEATURES, then
-    confidence = 1 / (1 + exp(-steepness * (sum - bias))).
+    """The ranking function of an evidence window: a weighted sum of FEATURES.
 
-    Fitted by bench/quality_cv.py on the development corpus (eval/dev, realistic files) and the seed questions:
-    a listwise fit over each question's windows, judged by leave-one-document-out. `bias` is the score below
-    which the fit abstains (chosen on the fitted documents), `steepness` the logistic fit of "the first
-    quotation holds the answer" with that bias fixed. No question or document is special-cased.
+    Fitted by bench/quality_cv.py on the development corpus (eval/dev, realistic files), the seed questions and
+    a SQuAD sample together: a listwise fit over each question's windows, then a penalty on the words beyond LONG_WORDS
+    that keeps the mean first quotation short on every corpus, judged by leave-one-document-out. No question or document
+    is special-cased.
     """
 
-    sentence_dense: float = 4.75
-    window_dense: float = 5.7
-    chunk_dense: float = 1.52
-    neighbour_dense: float = 0.58
-    sentence_terms: float = 2.84
-    context_terms: float = 4.19
-    heading_terms: float = 2.22
-    document_terms: float = 1.84
-    next_terms: float = -2.02
-    answer_kind: float = 1.09
-    kind_missing: float = -0.17
-    kind_near: float = 1.4
-    novelty: float = 1.04
-    extra_units: float = 0.68
-    echo: float = -1.78
-    quoted: float = -0.67
-    structure: float = 0.13
-    definition: float = 2.18
-    update: float = 0.36
-    previous_document: float = 1.02
-    repeats_previous: float = -1.34
-    rare_term: float = 0.95
-    bias: float = 9.35
-    steepness: float = 0.5
+    sentence_dense: float = 5.02
+    window_dense: float = 4.99
+    chunk_dense: float = 2.21
+    neighbour_dense: float = -1.55
+    sentence_terms: float = 4.15
+    context_terms: float = 3.61
+    heading_terms: float = 2.11
+    document_terms: float = 1.54
+    next_terms: float = -1.73
+    answer_kind: float = 0.94
+    kind_missing: float = -0.40
+    kind_near: float = 1.20
+    novelty: float = 0.80
+    words: float = 0.45
+    long_words: float = -4.04
+    echo: float = -1.02
+    quoted: float = -0.62
+    structure: float = 0.35
+    definition: float = 1.66
+    update: float = 0.33
+    previous_document: float = 0.97
+    repeats_previous: float = -0.80
+    rare_term: float = 0.67
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
 
 
 #: The evidence about one candidate window, in the order of `Extractor.features` columns.
-FEATURES = tuple(f.name for f in fields(Weights) if f.name not in ("bias", "steepness"))
+FEATURES = tuple(f.name for f in fields(Weights))
+#: A window's `words` feature is its word count over this (at most 1), so a per-word penalty is a weight on it.
+WORDS_SCALE = 100
+#: `long_words` counts the words beyond this many (same scale): the size penalty bites on long windows only, so
+#: the short lines of real files are not starved to keep Wikipedia's long sentences short.
+LONG_WORDS = 30
+
+
+@dataclass(frozen=True)
+class Answerability:
+    """Whether to answer at all: the probability that the best window holds the answer, a logistic model over
+    its ranking score, its margin over the runner-up, whether the question asks for a kind of answer, and its
+    FEATURES row (an unanswerable question's best window never does).
+    confidence = 1 / (1 + exp(-(weights . ANSWERABILITY row + bias))); the assistant abstains below
+    Settings.min_confidence. Fitted by bench/quality_cv.py, the bias placed so that 0.5 abstains on a
+    chosen small share of the answerable questions of the fitted documents.
+    """
+
+    weights: tuple[float, ...] = (0.0337, 0.1495, 0.01049, 0.632, 0.7442, -0.1874, -0.09132, 0.09061, 0.2396, 1.098, -0.1435, 0.671, -0.02971, 0.2197, 0.0308, -0.4299, 0.2299, -0.04308, -0.2885, -0.4979, 0.02204, 1.005, -0.1344, 0.3486, -0.1911, 0.131)
+    bias: float = -0.5346
+
+    def confidence(self, rows: np.ndarray) -> np.ndarray:
+        w = np.asarray(self.weights, dtype=np.float64)
+        if not len(w):
+            return np.ones(len(rows))
+        return 1.0 / (1.0 + np.exp(-(rows @ w + self.bias)))
+
+
+#: The columns an `Answerability` model reads, FEATURES after the first three.
+ANSWERABILITY = ("score", "margin", "asks_kind", *FEATURES)
+
+
+def answerability_rows(raw: np.ndarray, features: np.ndarray, taken: list[int], asks_kind: bool) -> np.ndarray:
+    """ANSWERABILITY rows for the kept windows `taken` (indexes into raw/features, best first); the margin is
+    the best window's lead over the runner-up, the same for every row."""
+    margin = raw[taken[0]] - raw[taken[1]] if len(taken) > 1 else 0.0
+    head = np.array([[raw[i], margin, float(asks_kind)] for i in taken])
+    return np.hstack([head, features[taken]])
+
+
 #: Units a window spans at most: a topic line and its detail, a question from the floor and its reply.
 WINDOW_UNITS = 3
 #: "what does PSB stand for", "what is the PSB": the acronym asked about.
@@ -362,9 +400,10 @@ def expansion(sentence: str, acronym: str) -> tuple[int, int] | None:
 class Extractor:
     """Chooses evidence windows among a retriever's candidate units."""
 
-    def __init__(self, snapshot: Snapshot, weights: Weights = Weights()):
+    def __init__(self, snapshot: Snapshot, weights: Weights = Weights(), answerability: Answerability = Answerability()):
         self.snapshot = snapshot
         self.weights = weights
+        self.answerability = answerability
         self._units: dict[int, _Unit] = {}
 
     def _sentence_text(self, s: int) -> str:
@@ -464,20 +503,19 @@ class Extractor:
             new = len(own - by_id.keys())
             row[col["novelty"]] = min(new, 3) / 3
             row[col["echo"]] = len(own & by_id.keys()) / len(own) if own else 0.0
-            row[col["extra_units"]] = (w.last - w.first - 1) / (WINDOW_UNITS - 1)
             row[col["quoted"]] = sum(u.quoted for u in units) / len(units)
             row[col["structure"]] = any(u.kind in _STRUCTURE_KINDS for u in units)
             row[col["rare_term"]] = bool(rare & around)
             if previous is not None:
                 row[col["previous_document"]] = doc == self.unit(previous.sentence).document
                 row[col["repeats_previous"]] = w.first < previous.end and previous.sentence < w.last
-            text = None
+            text = snap.document(doc).text[units[0].start : units[-1].end]
+            n_words = min(len(text.split()), WORDS_SCALE)
+            row[col["words"]] = n_words / WORDS_SCALE
+            row[col["long_words"]] = max(n_words - LONG_WORDS, 0) / WORDS_SCALE
             if acronym:
-                text = snap.document(doc).text[units[0].start : units[-1].end]
                 row[col["definition"]] = expansion(text, acronym.group(1)) is not None
-            if len(units) > 1 or units[0].kind != "heading":
-                text = text or snap.document(doc).text[units[0].start : units[-1].end]
-                row[col["update"]] = _UPDATE.search(text) is not None
+            row[col["update"]] = _UPDATE.search(text) is not None
             if kind:
                 found = [kind_in(u) for u in range(w.first, w.last)]
                 row[col["answer_kind"]] = any(f for f, _ in found)
@@ -488,20 +526,21 @@ class Extractor:
     def score(
         self, question: str, query: Query, candidates: Candidates, keep: int | None = None, previous: Scored | None = None
     ) -> list[Scored]:
-        """The best `keep` windows (all, when None) that do not overlap, best first, each with its score in
-        [0, 1]; the first one's is the answer's confidence."""
+        """The best `keep` windows (all, when None) that do not overlap, best first, each with its confidence in
+        [0, 1]; the first one's is the answer's."""
         windows, features = self.features(question, query, candidates, previous)
         if not windows:
             return []
-        w = self.weights
-        raw = features @ w.vector()
-        return self.ranked(windows, raw, keep)
+        raw = features @ self.weights.vector()
+        taken = self.ranked(windows, raw, keep)
+        confidence = self.answerability.confidence(answerability_rows(raw, features, taken, bool(asked_kind(question))))
+        confidence = np.minimum.accumulate(confidence)  # the list reads best first: no later window claims more
+        return [Scored(windows[i].first, windows[i].chunk, float(c), windows[i].last) for i, c in zip(taken, confidence)]
 
-    def ranked(self, windows: list[Window], raw: np.ndarray, keep: int | None = None) -> list[Scored]:
-        """Windows by raw score, best first, each one kept only when it shares no unit with a better one."""
-        w = self.weights
-        scores = 1.0 / (1.0 + np.exp(-w.steepness * (raw - w.bias)))
-        taken: list[Scored] = []
+    @staticmethod
+    def ranked(windows: list[Window], raw: np.ndarray, keep: int | None = None) -> list[int]:
+        """Indexes of windows by raw score, best first, each one kept only when it shares no unit with a better one."""
+        taken: list[int] = []
         used: set[int] = set()
         for i in np.argsort(-raw, kind="stable").tolist():
             win = windows[i]
@@ -509,7 +548,7 @@ class Extractor:
             if span & used:
                 continue
             used |= span
-            taken.append(Scored(win.first, win.chunk, float(scores[i]), win.last))
+            taken.append(i)
             if keep is not None and len(taken) == keep:
                 break
         return taken

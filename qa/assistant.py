@@ -41,6 +41,14 @@ class _Live:
     extractor: Extractor
 
 
+def _embedded(text: str, unit: Sentence) -> str:
+    """The text a unit's vector is computed from: a table row is read with its header row ("| Weight | 17.8 kg |"
+    means little without "| Specification | Value |"), every other unit alone."""
+    if unit.kind == "table_row" and unit.context_end > unit.context_start:
+        return f"{text[unit.context_start : unit.context_end]}\n{unit.text}"
+    return unit.text
+
+
 def _scan(folder: Path) -> dict[str, tuple[int, int]]:
     """(size, mtime_ns) of every file the document reader would consider, by source: the cheap look at seeds/."""
     stats = {}
@@ -122,7 +130,7 @@ class Assistant:
     def _embed(self, documents: list[Document], stats: dict, progress: Progress | None) -> tuple[list[IndexedDocument], int]:
         """Each document split and embedded, ready for the store; and how many units were embedded."""
         splits = [self._split(d) for d in documents]
-        texts = [t for units, chunks in splits for t in [c.text for c in chunks] + [u.text for u in units]]
+        texts = [t for d, (units, chunks) in zip(documents, splits) for t in [c.text for c in chunks] + [_embedded(d.text, u) for u in units]]
         total, done = len(texts), 0
 
         def step(n: int) -> None:

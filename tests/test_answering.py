@@ -186,3 +186,16 @@ def test_an_acronym_is_answered_by_its_expansion():
     t = "Ask the PSB (Plant Safety Board) first."
     assert t[slice(*expansion(t, "PSB"))] == "Plant Safety Board"
     assert expansion("The PSB meets on Fridays.", "PSB") is None
+
+
+def test_a_window_counts_its_words_and_only_long_ones_pay_the_size_penalty(tiny):
+    from qa.answering import LONG_WORDS, WORDS_SCALE
+
+    data, _ = tiny
+    extractor, _, candidates, query = _ask(data, "How high is Mount Etna?", toward=4)
+    windows, features = extractor.features("How high is Mount Etna?", query, candidates)
+    for w, row in zip(windows, features):
+        u0, u1 = extractor.unit(w.first), extractor.unit(w.last - 1)
+        words = min(len(data.document(u0.document).text[u0.start : u1.end].split()), WORDS_SCALE)
+        assert row[FEATURES.index("words")] == words / WORDS_SCALE
+        assert row[FEATURES.index("long_words")] == max(words - LONG_WORDS, 0) / WORDS_SCALE
