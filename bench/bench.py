@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="cProfile a 10^3 build and the answers; .txt summaries in the work folder")
     p.add_argument("--work", type=Path, help="keep corpora, indexes and logs here (default: a temp folder, removed)")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "qa-bench-cache")
+    p.add_argument("--updates", action="store_true", help="only the one-file update and unmerged-segment figures")
+    p.add_argument("--update-sizes", default="1e3,1e4,1e5", help="sizes for --updates: built ones first, then synthetic")
+    p.add_argument("--update-rounds", type=int, default=3, help="one-file updates timed per size")
+    p.add_argument("--reuse", type=Path, help="with --updates: copy the built corpora and indexes of this earlier --work folder")
     args = p.parse_args(argv)
 
     sizes = (args.sizes or ("seeds,1e2,1e3" if args.quick else "seeds,1e2,1e3,1e4")).split(",")
@@ -118,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         indexes: dict[str, tuple[Path, Path]] = {}
 
         save = lambda: (work / "results.json").write_text(json.dumps(results))  # noqa: E731 — partial results survive a kill
+        if args.updates:
+            updates(runner, work, shared, questions_file, args, results, save)
+            return 0
         # the 10^4 build takes most of the run: everything that needs only small indexes goes first
         first, last = [s for s in sizes if s != "1e4"], [s for s in sizes if s == "1e4"]
         for size in first:
@@ -157,33 +164,115 @@ def main(argv: list[str] | None = None) -> int:
             if pool is None:
                 results["answer"][size] = {"error": "no built index to take the pool of chunks from"}
                 continue
-            import synthetic
-
-            texts, _ = synthetic.pool_of(pool[1])
-            key = synthetic.cache_key(SYNTHETIC[size], texts)
-            cached = args.cache / f"synthetic-{size}-{key}"
-            made = {"cached": True}
-            if not (cached / "index" / "CURRENT").is_file():
-                for old in args.cache.glob(f"synthetic-{size}-*"):
-                    shutil.rmtree(old, ignore_errors=True)
-                log(f"synthesise {size} (cache {cached})")
-                made = runner.worker("synth", {"rows": SYNTHETIC[size], "pool": str(pool[1]), "index": str(cached / "index")}, timeout=4 * 3600)
-                if "error" in made:
-                    shutil.rmtree(cached, ignore_errors=True)
-            results["build"][size] = dict(made, synthetic=True, pool_chunks=len(texts))
+            made, cached = synthetic_index(runner, args.cache, size, pool[1])
+            results["build"][size] = made
             log(f"answer {size} (synthetic)")
-            (cached / "seeds").mkdir(parents=True, exist_ok=True)
             a = runner.worker("answer", {"corpus": str(cached / "seeds"), "index": str(cached / "index"), "questions": str(questions_file), "reps": args.reps, "recall": True})
             results["answer"][size] = dict(a, synthetic=True)
             log(f"answer {size}: {_brief(a, 'p50_ms', 'p95_ms', 'raw_question_ms', 'p50_ratio', 'recall')}")
             save()
     finally:
         results["seconds"] = round(time.perf_counter() - started, 1)
-        print(table(results))
+        print(updates_table(results["updates"]) if args.updates else table(results))
         print(json.dumps({"bench": "qa", **results}))
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def synthetic_index(runner: Runner, cache: Path, size: str, pool: Path) -> tuple[dict, Path]:
+    """A synthetic index of `size` rows (cached/index, its files in cached/seeds) from the chunks of `pool`."""
+    import synthetic
+
+    texts, _ = synthetic.pool_of(pool)
+    cached = cache / f"synthetic-{size}-{synthetic.cache_key(SYNTHETIC[size], texts)}"
+    made = {"cached": True}
+    if not (cached / "index" / "CURRENT").is_file():
+        for old in cache.glob(f"synthetic-{size}-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        log(f"synthesise {size} (cache {cached})")
+        made = runner.worker("synth", {"rows": SYNTHETIC[size], "pool": str(pool), "index": str(cached / "index")}, timeout=4 * 3600)
+        if "error" in made:
+            shutil.rmtree(cached, ignore_errors=True)
+    return dict(made, synthetic=True, pool_chunks=len(texts)), cached
+
+
+UPDATE_TARGETS = {"update_vs_1e3": 3.0, "written_share": 0.05, "segments_20_vs_merged": 1.3}
+
+
+def updates(runner: Runner, work: Path, shared: Path, questions: Path, args, results: dict, save) -> None:
+    """`--updates`: one-file updates at each size (built, or synthesised from the largest built one), then warm
+    answers at the largest synthetic size over 1, 5 and 20 unmerged segments and after merging them into one."""
+    out = results.setdefault("updates", {"update": {}, "answer": {}})
+    pool = None
+    for size in args.update_sizes.split(","):
+        if size in SIZES:
+            folder, index = work / f"corpus-{size}", work / f"index-{size}"
+            if args.reuse and (args.reuse / f"index-{size}" / "CURRENT").is_file():
+                shutil.copytree(args.reuse / f"corpus-{size}", folder)
+                shutil.copytree(args.reuse / f"index-{size}", index)
+                out["update"][size] = {"build": f"reused from {args.reuse}"}
+            else:
+                made = corpus.make_corpus(folder, SIZES[size], shared)
+                log(f"build {size} for updates: {made}")
+                built = runner.worker("build", {"corpus": str(folder), "index": str(index), "limit_fraction": 0}, timeout=4 * 3600)
+                out["update"][size] = {"build": _brief(built, "chunks", "build_s")}
+                if "error" in built:
+                    continue
+            pool = index
+        elif pool is None:
+            out["update"][size] = {"error": "no built index to take the pool of chunks from"}
+            continue
+        else:
+            made, cached = synthetic_index(runner, args.cache, size, pool)
+            if "error" in made:
+                out["update"][size] = made
+                continue
+            folder, index = work / f"corpus-{size}", work / f"index-{size}"
+            shutil.copytree(cached / "seeds", folder)
+            shutil.copytree(cached / "index", index)
+            out["update"][size] = {"build": "synthetic"}
+        log(f"one-file update at {size}")
+        text = corpus.base_documents(shared)[4][1]  # a SQuAD paragraph
+        out["update"][size].update(runner.worker("update", {"corpus": str(folder), "index": str(index), "rounds": args.update_rounds, "text": text}))
+        save()
+        if size in SYNTHETIC and size == args.update_sizes.split(",")[-1]:
+            copy = work / f"segments-{size}"
+            shutil.copytree(cached / "seeds", copy / "seeds")
+            shutil.copytree(cached / "index", copy / "index")
+            common = {"corpus": str(copy / "seeds"), "index": str(copy / "index"), "questions": str(questions), "reps": args.reps}
+            for label, step in (("1", {"count": 1}), ("5", {"count": 5}), ("20", {"count": 20}), ("merged", {"merge": True})):
+                grown = runner.worker("segments", dict(step, index=str(copy / "index"), corpus=str(copy / "seeds"), pool=str(pool)), timeout=4 * 3600)
+                log(f"{size} with {label} segments: {grown}")
+                a = runner.worker("answer", common)
+                out["answer"][label] = dict(_pick(a, "p50_ms", "p95_ms", "raw_question_ms", "p50_ratio", "p95_ratio", "cpu_ms", "segments", "error"), grow=grown)
+                save()
+
+
+def _pick(d: dict, *keys: str) -> dict:
+    return {k: d[k] for k in keys if k in d}
+
+
+def updates_table(u: dict) -> str:
+    lines = ["", "One-file update (model loaded; median of the rounds)"]
+    base = u["update"].get("1e3", {}).get("update_s")
+    rows = []
+    for size, r in u["update"].items():
+        ratio = r["update_s"] / base if base and "update_s" in r else None
+        stages = r.get("stages_s", {})
+        rows.append([size, r.get("build"), r.get("chunks"), r.get("texts_embedded"), _f(r.get("update_s")), _f(stages.get("encode")), _f(stages.get("read files")),
+                     _f(stages.get("store")), r.get("bytes_written"), r.get("index_bytes"), _f(r.get("written_share"), "{:.4f}"), _f(ratio), r.get("error", "")])
+    lines += _rows(["size", "index", "chunks", "texts", "update s", "encode s", "read s", "store s", "bytes written", "index bytes", "share", "vs 1e3", ""], rows)
+    if u["answer"]:
+        merged = u["answer"].get("merged", {}).get("cpu_ms")
+        lines += ["", "Warm answer over unmerged segments (same synthetic index). cpu ms = process CPU per answer without the",
+                  "question's encode (pre-encoded queries), the figure a host shared with other work still measures; vs merged = its ratio"]
+        lines += _rows(["segments", "deleted share", "recall@10", "cpu ms", "vs merged", "p50 ms", "p95 ms", "raw encode ms", "p50 / encode", ""],
+                       [[k, _f(a["grow"].get("deleted_share"), "{:.3f}"), _f(a["grow"].get("recall@10"), "{:.4f}"), _f(a.get("cpu_ms")),
+                         _f(a["cpu_ms"] / merged) if merged and "cpu_ms" in a else "-", _f(a.get("p50_ms")), _f(a.get("p95_ms")),
+                         _f(a.get("raw_question_ms")), _f(a.get("p50_ratio")), a.get("error", "")] for k, a in u["answer"].items()])
+    lines.append(f"targets: {UPDATE_TARGETS}")
+    return "\n".join(lines)
 
 
 def build_and_answer(runner: Runner, work: Path, size: str, shared: Path, questions: Path, args, results: dict, indexes: dict) -> None:

@@ -32,6 +32,7 @@ def candidate_rows(files: list[Path], work: Path) -> list[dict]:
     from qa.evaluation import _norm, load_squad
     from qa.lexical import tokenize
     from qa.retrieval import Query
+    from qa.store import UNITS
 
     questions = [q for q in load_squad(files, work / "seeds") if not q.unanswerable]
     assistant = Assistant(Settings(seeds_dir=work / "seeds", index_dir=work / "index"), warn=lambda m: None)
@@ -42,9 +43,10 @@ def candidate_rows(files: list[Path], work: Path) -> list[dict]:
     for q, vector in zip(questions, vectors):
         query = Query(vector, tokenize(q.q), [])
         candidates = live.retriever.search(query)
-        found = live.data.sentences[candidates.sentences]
-        src = np.array([live.data.documents[d].source == q.source for d in found[:, 0]])
-        texts = [_norm(live.data.documents[d].text[a:b]) for d, a, b in found]
+        found = live.snapshot.rows(UNITS, candidates.sentences)
+        docs = [live.snapshot.document(int(d)) for d in found["document"]]
+        src = np.array([d.source == q.source for d in docs])
+        texts = [_norm(d.text[r["start"] : r["end"]]) for d, r in zip(docs, found)]
         y = src & np.array([any(_norm(g) in t for g in q.answers) for t in texts], dtype=bool)
         rows.append({"X": live.extractor.features(q.q, query, candidates), "y": y, "src": src, "paragraph": q.source})
     return rows

@@ -170,6 +170,8 @@ class FolderStore(IndexStore):
                 else:
                     live.append(DocumentStatus(d["source"], d["sha256"], d["size"], d["mtime_ns"], d[UNITS], d[CHUNKS]))
         live.sort(key=lambda d: d.source)
+        if any(a.source == b.source for a, b in zip(live, live[1:])):
+            raise IndexCorruptError(f"the deletions of the index in {self.folder} do not match its segments (a file is live twice); run `qa index` to rebuild it")
         return IndexStatus(
             commit=name,
             format_version=commit["format_version"],
@@ -244,7 +246,7 @@ class FolderStore(IndexStore):
         pick = {i for i, e in enumerate(entries) if share(e) > self.max_deleted_share}
         rest = sorted((i for i in range(len(entries)) if i not in pick), key=lambda i: entries[i][UNITS] - entries[i][f"deleted_{UNITS}"])
         if len(rest) + bool(pick) > self.max_segments:
-            pick |= set(rest[: len(rest) + bool(pick) - self.max_segments // 2 + 1])
+            pick |= set(rest[: len(rest) + 1 - self.max_segments // 2])  # these and `pick` become one segment
         if not pick:
             return entries
         merging = [entries[i] for i in sorted(pick)]

@@ -296,6 +296,27 @@ def _needs_build(assistant) -> str:
     return f"the documents changed ({stale.describe()})" if stale else ""
 
 
+def build_first(assistant) -> None:
+    """Bring the index up to date before serving. When that fails (a full disk) but an index was built before,
+    serve that one and say so; with no index at all, the error stands."""
+    reason = _needs_build(assistant)
+    if not reason:
+        return
+    print(f"qa: building the index first: {reason}", file=sys.stderr)
+    try:
+        report = assistant.index(_print_progress)
+    except QAError as e:
+        print(file=sys.stderr)
+        try:
+            assistant.status()
+        except QAError:
+            raise e from None
+        print(f"qa: {e}; serving the index built before", file=sys.stderr)
+        return
+    print(file=sys.stderr)
+    print(f"qa: {report_line(report)}")
+
+
 def _print_progress(done: int, total: int) -> None:
     print(f"\rqa: embedding {done}/{total} texts", end="", file=sys.stderr, flush=True)
 
@@ -305,12 +326,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, share: 
     from .assistant import Assistant
 
     assistant = Assistant(settings)
-    reason = _needs_build(assistant)
-    if reason:
-        print(f"qa: building the index first: {reason}", file=sys.stderr)
-        report = assistant.index(_print_progress)
-        print(file=sys.stderr)
-        print(f"qa: {report_line(report)}")
+    build_first(assistant)
     if watch:
 
         def rebuilt(report: IndexReport) -> None:

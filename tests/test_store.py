@@ -32,7 +32,9 @@ def test_an_hnsw_index_is_saved_loaded_and_answers_like_a_flat_one(tmp_path, emb
     hnsw = make_assistant(tmp_path / "hnsw", embedder)
     hnsw.index()
     loaded = FolderStore(hnsw.settings.index_dir).open(hnsw.settings.index_key())
-    assert hasattr(loaded._segments[0].index[UNITS], "hnsw")
+    import faiss
+
+    assert hasattr(faiss.downcast_index(faiss.read_index(str(next(hnsw.settings.index_dir.glob("seg-*")) / "units.faiss"))), "hnsw")
     ids = np.arange(loaded.size(UNITS))
     assert np.allclose(loaded.vectors(UNITS, ids), flat.live().snapshot.vectors(UNITS, ids), atol=1e-6)
     for question in ("How many eggs does the queen lay?", "How high is Mount Etna?", "Who is the mayor of Jackson?"):
