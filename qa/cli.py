@@ -188,7 +188,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         else:
             raise QAError("give either .jsonl question files or SQuAD .json files, not a mix")
         questions = evaluation.sample(questions, args.limit)
-        rows = [evaluation.evaluate(assistant, questions, m).row() for m in methods]
+        scores = [evaluation.evaluate(assistant, questions, m) for m in methods]
+        rows = [s.row() for s in scores] + [r for s in scores for r in s.shape_rows()]
     if args.json:
         for row in rows:
             print(json.dumps(row))

@@ -136,6 +136,13 @@ def _document(seed: _Seed, data: bytes) -> Document:
     return Document(source=seed.source, text=text, sha256=seed.sha256, page_starts=pages)
 
 
+def read_document(folder: Path, source: str, max_bytes: int) -> Document:
+    """One seeds file read as the index reads it (what citations point into); ValueError says why it cannot be."""
+    path = folder / source
+    seed = _Seed(source, path.suffix.lower(), _read_bytes(folder.resolve(), path, max_bytes))
+    return _document(seed, seed.data)
+
+
 _HTML_BLOCKS = ["p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "section",
                 "article", "header", "footer", "nav", "aside", "main", "title", "dd", "dt", "figure", "figcaption",
                 "caption", "table", "ul", "ol", "dl"]

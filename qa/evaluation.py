@@ -1,8 +1,11 @@
 """Metrics over question files: the dev JSONL format and SQuAD JSON (each paragraph one document).
 
 A question is a hit@k when one of the first k citations comes from the right file and contains a gold
-answer (case and quote style ignored). Baselines answer from the same index with a single signal, so the
-gain of the full answerer is measured in the same run.
+answer (case and quote style ignored). `words` is the mean length of the first quotation, beside hit@1 so that
+nobody wins by quoting more; `em`/`f1` score the marked answer phrase against the gold answers as SQuAD does
+(an unmarked phrase scores 0). A follow-up is asked as in a chat, with its `history` questions before it.
+Baselines answer from the same index with a single signal, so the gain of the full answerer is measured in
+the same run.
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ import json
 import random
 import re
 import statistics
+import string
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .assistant import Assistant
+from .documents import read_document
 from .errors import QAError
-from .types import Citation
+from .types import Answer, Citation
 
 BASELINES = ("bm25", "dense", "chunks")
 
@@ -29,6 +35,8 @@ class Question:
     source: str | None = None
     history: tuple[str, ...] = ()
     unanswerable: bool = False
+    #: What makes the question hard ("table", "followup", ...), for the figures per shape; "" when untagged.
+    shape: str = ""
 
 
 @dataclass
@@ -42,7 +50,14 @@ class Scores:
     abstained_unanswerable: int = 0
     false_abstain: int = 0
     non_verbatim: int = 0
+    #: Words of each answered question's first quotation.
+    words: list[int] = field(default_factory=list)
+    #: Exact match and token F1 of the marked phrase, per answered answerable question.
+    em: list[float] = field(default_factory=list)
+    f1: list[float] = field(default_factory=list)
     ms: list[float] = field(default_factory=list)
+    #: The same counts for each question shape.
+    shapes: dict[str, "Scores"] = field(default_factory=dict)
 
     def row(self) -> dict:
         a = max(self.answerable, 1)
@@ -51,13 +66,25 @@ class Scores:
             "method": self.method,
             "questions": self.questions,
             "hit@1": round(self.hit1 / a, 3),
+            "words": round(statistics.mean(self.words), 1) if self.words else None,
             "hit@3": round(self.hit3 / a, 3),
             "source@1": round(self.source1 / a, 3),
             "abstain": round(self.abstained_unanswerable / u, 3) if u else None,
             "false_abstain": round(self.false_abstain / a, 3),
+            "em": round(sum(self.em) / a, 3) if self.answerable else None,
+            "f1": round(sum(self.f1) / a, 3) if self.answerable else None,
             "non_verbatim": self.non_verbatim,
             "ms_per_question": round(statistics.mean(self.ms), 1) if self.ms else 0.0,
         }
+
+    def shape_rows(self) -> list[dict]:
+        """One row per question shape, named "<method>:<shape>", in name order."""
+        rows = []
+        for name in sorted(self.shapes):
+            row = self.shapes[name].row()
+            row["method"] = f"{self.method}:{name}"
+            rows.append(row)
+        return rows
 
 
 def load_jsonl(path: Path) -> list[Question]:
@@ -70,7 +97,14 @@ def load_jsonl(path: Path) -> list[Question]:
             if row.get("verdict") == "bad":  # a feedback.jsonl line marked bad: not a question to keep answering so
                 continue
             questions.append(
-                Question(row["q"], tuple(row.get("answers", [])), row.get("source"), tuple(row.get("history", [])), bool(row.get("unanswerable")))
+                Question(
+                    row["q"],
+                    tuple(row.get("answers", [])),
+                    row.get("source"),
+                    tuple(row.get("history", [])),
+                    bool(row.get("unanswerable")),
+                    str(row.get("shape", "")),
+                )
             )
         except (ValueError, KeyError, TypeError) as e:
             raise QAError(f"{path}:{n}: not a question line ({e}); expected {{\"q\": ..., \"answers\": [...]}}") from None
@@ -109,6 +143,30 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().replace("’", "'").replace("“", '"').replace("”", '"').split())
 
 
+def _squad_words(text: str) -> list[str]:
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
+    return re.sub(r"\b(a|an|the)\b", " ", text).split()
+
+
+def phrase_match(phrase: str, answers: tuple[str, ...]) -> tuple[float, float]:
+    """(exact match, token F1) of a marked phrase against the best of the gold answers, as SQuAD scores them.
+
+    >>> phrase_match("the Denver Broncos", ("Denver Broncos",))
+    (1.0, 1.0)
+    """
+    best_em = best_f1 = 0.0
+    got = _squad_words(phrase)
+    for gold in answers:
+        want = _squad_words(gold)
+        best_em = max(best_em, float(got == want))
+        common = sum((Counter(got) & Counter(want)).values())
+        if common:
+            precision, recall = common / len(got), common / len(want)
+            best_f1 = max(best_f1, 2 * precision * recall / (precision + recall))
+    return best_em, best_f1
+
+
 def _hit(citation: Citation, question: Question) -> bool:
     if question.source and citation.source != question.source:
         return False
@@ -127,24 +185,43 @@ def evaluate(assistant: Assistant, questions: list[Question], method: str = "qa"
             answer = assistant.ask(question.q, question.history)
         else:
             answer = assistant.baseline(method, question.q)
-        scores.ms.append((time.perf_counter() - started) * 1000)
-        scores.questions += 1
+        ms = (time.perf_counter() - started) * 1000
         for c in answer.citations:
-            if c.source not in texts:
-                texts[c.source] = (assistant.settings.seeds_dir / c.source).read_bytes().decode("utf-8")
-            scores.non_verbatim += texts[c.source][c.start : c.end] != c.quote
-        if question.unanswerable:
-            scores.abstained_unanswerable += not answer.answered
-            continue
-        scores.answerable += 1
-        if not answer.answered:
-            scores.false_abstain += 1
-            continue
-        cites = answer.citations
-        scores.hit1 += bool(cites) and _hit(cites[0], question)
-        scores.hit3 += any(_hit(c, question) for c in cites[:3])
-        scores.source1 += bool(cites) and (question.source is None or cites[0].source == question.source)
+            if c.source not in texts:  # the text citations point into (for HTML, the extracted text, not the file)
+                texts[c.source] = read_document(assistant.settings.seeds_dir, c.source, assistant.settings.max_file_bytes).text
+        misquoted = sum(texts[c.source][c.start : c.end] != c.quote for c in answer.citations)
+        for into in (scores, scores.shapes.setdefault(question.shape, Scores(method))) if question.shape else (scores,):
+            into.ms.append(ms)
+            into.non_verbatim += misquoted
+            _count(into, question, answer)
     return scores
+
+
+def _count(scores: Scores, question: Question, answer: Answer) -> None:
+    scores.questions += 1
+    if answer.answered and answer.citations:
+        scores.words.append(len(answer.citations[0].quote.split()))
+    if question.unanswerable:
+        scores.abstained_unanswerable += not answer.answered
+        return
+    scores.answerable += 1
+    if not answer.answered:
+        scores.false_abstain += 1
+        return
+    cites = answer.citations
+    scores.hit1 += bool(cites) and _hit(cites[0], question)
+    scores.hit3 += any(_hit(c, question) for c in cites[:3])
+    scores.source1 += bool(cites) and (question.source is None or cites[0].source == question.source)
+    span = cites[0].answer_span if cites else None
+    phrase = _marked(cites[0], span) if span else ""
+    em, f1 = phrase_match(phrase, question.answers) if phrase else (0.0, 0.0)
+    scores.em.append(em)
+    scores.f1.append(f1)
+
+
+def _marked(citation: Citation, span: tuple[int, int]) -> str:
+    """The marked phrase: `span` is in file offsets, the quote starts at `citation.start`."""
+    return citation.quote[span[0] - citation.start : span[1] - citation.start]
 
 
 def table(rows: list[dict]) -> str:

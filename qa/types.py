@@ -74,7 +74,8 @@ class Citation:
     """A verbatim quotation: the file's text at [start, end) is `quote`, on line `line` (1-based).
 
     `answer_span`, when set, marks the words inside the quote that answer the question (file offsets too).
-    `context_start`/`context_end` bound the passage around the quote, for showing it in place.
+    `context_start`/`context_end` bound the passage around the quote, for showing it in place; `heading` is the
+    heading (for a table row, the table's header row) the quote sits under, "" when none.
     """
 
     source: str
@@ -88,6 +89,7 @@ class Citation:
     context_start: int = 0
     context_end: int = 0
     context: str = ""
+    heading: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -97,7 +99,10 @@ class Citation:
 
 @dataclass(frozen=True)
 class Answer:
-    """What `ask` returns; `to_dict()` is the JSON contract of `qa ask --json` and the web API."""
+    """What `ask` returns; `to_dict()` is the JSON contract of `qa ask --json` and the web API.
+
+    `rewritten` is the question as it was searched: for a follow-up, with what it points at in the previous
+    answer ("How long has she been on the board? [Ines Baptiste]"); the question itself otherwise."""
 
     question: str
     answered: bool
@@ -105,10 +110,12 @@ class Answer:
     confidence: float
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
+    rewritten: str = ""
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
+            "rewritten": self.rewritten or self.question,
             "answered": self.answered,
             "answer": self.answer,
             "confidence": round(self.confidence, 4),

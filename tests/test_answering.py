@@ -154,12 +154,48 @@ def test_a_question_the_documents_do_not_touch_scores_low(tiny):
     assert on_topic[0].score > 0.5 > off[0].score
 
 
-def test_features_are_one_bounded_row_per_candidate(tiny):
+def test_features_are_one_bounded_row_per_window(tiny):
     data, _ = tiny
     extractor, _, candidates, query = _ask(data, "How high is Mount Etna?", toward=4)
-    features = extractor.features("How high is Mount Etna?", query, candidates)
-    assert features.shape == (len(candidates.sentences), len(FEATURES))
+    windows, features = extractor.features("How high is Mount Etna?", query, candidates)
+    assert features.shape == (len(windows), len(FEATURES)) and len(windows) >= len(candidates.sentences)
     assert np.all(features >= -1.0) and np.all(features <= 1.0)
+    assert all(w.last - w.first in (1, 2, 3) for w in windows)
     terms = features[:, FEATURES.index("sentence_terms")]
-    best = int(candidates.sentences[int(np.argmax(terms))])
-    assert "Etna" in tiny[1][best]
+    best = windows[int(np.argmax(terms))]
+    assert any("Etna" in tiny[1][u] for u in range(best.first, best.last))
+
+
+def test_a_window_span_and_its_phrase_are_the_documents_own_text(tiny):
+    data, _ = tiny
+    extractor, scored, _, _ = _ask(data, "How many eggs does the queen lay?", toward=1)
+    for s in scored:
+        c = extractor.citation("How many eggs does the queen lay?", s)
+        text = DOCS[c.source]
+        assert text[c.start : c.end] == c.quote
+        assert c.answer_span is None or c.start <= c.answer_span[0] < c.answer_span[1] <= c.end
+    units = [set(range(s.sentence, s.end)) for s in scored]
+    assert all(not (a & b) for i, a in enumerate(units) for b in units[i + 1 :])  # no two citations overlap
+
+
+def test_an_acronym_is_answered_by_its_expansion():
+    from qa.answering import expansion
+
+    s = "Reports go to the Plant Safety Board (PSB) within a day."
+    assert s[slice(*expansion(s, "PSB"))] == "Plant Safety Board"
+    t = "Ask the PSB (Plant Safety Board) first."
+    assert t[slice(*expansion(t, "PSB"))] == "Plant Safety Board"
+    assert expansion("The PSB meets on Fridays.", "PSB") is None
+
+
+def test_a_window_counts_its_words_and_only_long_ones_pay_the_size_penalty(tiny):
+    from qa.answering import LONG_WORDS, WORDS_SCALE
+
+    data, _ = tiny
+    extractor, _, candidates, query = _ask(data, "How high is Mount Etna?", toward=4)
+    windows, features = extractor.features("How high is Mount Etna?", query, candidates)
+    for w, row in zip(windows, features):
+        u0, u1 = extractor.unit(w.first), extractor.unit(w.last - 1)
+        words = min(len(data.document(u0.document).text[u0.start : u1.end].split()), WORDS_SCALE)
+        assert row[FEATURES.index("words")] == words / WORDS_SCALE
+        assert row[FEATURES.index("long_words")] == max(words - LONG_WORDS, 0) / WORDS_SCALE

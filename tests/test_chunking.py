@@ -61,6 +61,48 @@ def test_any_text_maps_back_and_chunks_cover_all_non_blank_text(text):
             assert i in covered, (i, ch)
 
 
+def test_a_table_row_carries_its_header_and_a_heading_is_context_not_a_row():
+    text = "# Library fees\n\n| Item | Fee |\n|------|-----|\n| Late return | $2 a day, at most $20 |\n\nAsk at the desk."
+    units = {u.text: u for u in Chunker(200, 1).sentences(text)}
+    row = units["| Late return | $2 a day, at most $20 |"]
+    assert row.kind == "table_row" and text[row.context_start : row.context_end] == "| Item | Fee |"
+    header = units["| Item | Fee |"]
+    assert text[header.context_start : header.context_end] == "# Library fees" and units["# Library fees"].kind == "heading"
+    assert text[units["Ask at the desk."].context_start : units["Ask at the desk."].context_end] == "# Library fees"
+
+
+def test_wrapped_prose_is_sentences_and_signature_lines_stay_lines():
+    para = ("The district said the new route starts after the winter break, once the\n"
+            "bridge reopens. Buses will leave the depot ten minutes earlier than they do\n"
+            "today, and the old stop on Elm Street closes for good.\n")
+    text = para * 2 + "\nThanks,\nInes Baptiste\nChair, Parking Committee\nPhone: 555-0142\n"
+    units = Chunker(200, 1).sentences(text)
+    texts = [u.text for u in units]
+    assert "The district said the new route starts after the winter break, once the\nbridge reopens." in texts
+    assert {"Ines Baptiste", "Chair, Parking Committee", "Phone: 555-0142"} <= set(texts)
+    assert all(u.kind == "line" for u in units if u.text in ("Ines Baptiste", "Phone: 555-0142"))
+
+
+_STRUCTURED = st.lists(
+    st.sampled_from(["# Heading", "| a | b |", "|---|---|", "| 1 | 2 |", "- item one", "Label: value", "> quoted line",
+                     "PLAIN CAPS", "", "A long line of wrapped prose that goes on past forty characters and", "ends here.",
+                     "```", "Short.", "  indented 12"]),
+    max_size=30,
+).map("\n".join)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(_STRUCTURED, st.text(alphabet="ab .|#>-:\n", max_size=300)))
+def test_structured_units_and_their_contexts_are_exact_spans_in_order(text):
+    sentences, chunks = Chunker(15, 1).split(text)
+    for prev, s in zip([None, *sentences], sentences):
+        assert text[s.start : s.end] == s.text == s.text.strip() and s.text
+        assert 0 <= s.context_start <= s.context_end <= s.start
+        assert prev is None or prev.end <= s.start
+    for c in chunks:
+        assert text[c.start : c.end] == c.text
+
+
 class _TooSlow(Exception):
     pass
 

@@ -162,3 +162,14 @@ def test_an_index_with_skipped_files_is_up_to_date_until_they_change(tmp_path, e
     assert not assistant.staleness()
     (tmp_path / "seeds" / "big.txt").write_text("Barn owls eat mice.")
     assert assistant.staleness().changed == ("big.txt",)
+
+
+def test_one_file_is_read_as_the_index_reads_it_and_refused_with_a_reason(tmp_path):
+    from qa.documents import read_document
+
+    (tmp_path / "fees.html").write_text("<h2>Fees</h2><p>Late return: $2 a day.</p>", encoding="utf-8")
+    doc = read_document(tmp_path, "fees.html", 10_000)
+    assert doc.source == "fees.html" and "## Fees" in doc.text and "Late return: $2 a day." in doc.text
+    (tmp_path / "big.txt").write_text("x" * 200, encoding="utf-8")
+    with pytest.raises(ValueError, match="limit"):
+        read_document(tmp_path, "big.txt", 100)

@@ -1,0 +1,344 @@
+"""How good the answer scorer is on documents it was not fitted on: dev, seeds and SQuAD pooled, folds held out.
+
+Every question of three corpora (eval/dev: realistic files; the seed documents with eval/seeds_dev.jsonl; the
+`qa eval --limit 300` sample of the SQuAD files in ../shared/eval) is searched exactly as `Assistant.ask` does
+(follow-ups with their history and the previous answer), and every candidate window gets its FEATURES row and a
+label: right file, and it holds a gold answer. The folds are the dev and seed documents, and the SQuAD
+paragraphs in FOLDS groups. For each fold in turn, on the questions of all the OTHER folds:
+  - the ranking weights are fitted (softmax over each question's windows, L2);
+  - a size penalty on the words beyond LONG_WORDS is chosen: among those that keep the mean first quotation under WORDS words on
+    every corpus, the one with the best hit@1 averaged over the corpora;
+  - the answerability model is fitted (logistic: does the best window hold the answer) and its bias placed
+    so that it abstains on at most FALSE_ABSTAIN of the answerable questions there;
+and the held-out fold's questions are scored with them. "in-sample" fits on everything and scores the same
+questions; "shipped" is what qa/answering.py holds. Figures as `qa eval` counts them (a false abstention is not
+a hit), per corpus and per question shape, then the abstention trade-off held out.
+
+    .venv/bin/python bench/quality_cv.py                  # ~10 minutes on 2 busy cores
+    .venv/bin/python bench/quality_cv.py --print-weights  # also the models fitted on everything, to ship
+    .venv/bin/python bench/quality_cv.py --cache /tmp/rows   # reuse the feature rows of an earlier run
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The mean first quotation must stay under this many words on every corpus (the target is 45).
+WORDS = 44
+#: At most this share of answerable questions may be abstained on when the answerability bias is placed.
+FALSE_ABSTAIN = 0.02
+#: Extra penalty per WORDS_SCALE words of a window beyond LONG_WORDS, searched in this range.
+PENALTIES = np.arange(0.0, 6.01, 0.25)
+#: SQuAD paragraphs are held out in this many groups.
+FOLDS = 5
+SQUAD_LIMIT = 300
+
+
+@dataclass
+class Row:
+    """One question: its windows' features, labels and lengths, and what it is."""
+
+    corpus: str
+    fold: str
+    shape: str
+    unanswerable: bool
+    asks_kind: bool
+    X: np.ndarray
+    y: np.ndarray
+    right_source: np.ndarray
+    words: np.ndarray
+    spans: list  # (first, last) per window, for dropping windows that overlap a better one
+
+
+def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path) -> list[Row]:
+    from qa.answering import asked_kind
+    from qa.assistant import Assistant
+    from qa.config import Settings
+    from qa.evaluation import _norm
+
+    assistant = Assistant(Settings(seeds_dir=seeds, index_dir=work), warn=lambda m: None)
+    assistant.index()
+    live = assistant.live()
+    extractor = live.extractor
+    paragraphs = sorted({q.source or "" for q in questions})
+    rows = []
+    for q in questions:
+        history = list(q.history)[-assistant.settings.history_turns :]
+        vectors = assistant.embedder.encode_query([q.q, *history])
+        previous = assistant._previous_answer(live, history, vectors[1:]) if history else None
+        query, _ = assistant._follow_up(live, q.q, vectors[0], history, vectors[1:], previous)
+        windows, X = extractor.features(q.q, query, live.retriever.search(query), previous)
+        texts = []
+        for w in windows:
+            first, last = extractor.unit(w.first), extractor.unit(w.last - 1)
+            document = live.snapshot.document(first.document)
+            texts.append((document.source, document.text[first.start : last.end]))
+        source = np.array([src == q.source for src, _ in texts], dtype=bool)
+        y = source & np.array([any(_norm(a) in _norm(t) for a in q.answers) for _, t in texts], dtype=bool)
+        words = np.array([len(t.split()) for _, t in texts], dtype=float)
+        shape = q.shape or ("unanswerable" if q.unanswerable else "plain")
+        fold = f"{corpus}/{paragraphs.index(q.source) % FOLDS}" if corpus == "squad" else f"{corpus}/{q.source}"
+        rows.append(Row(corpus, fold, shape, q.unanswerable, bool(asked_kind(q.q)), X, y, source, words, [(w.first, w.last) for w in windows]))
+    return rows
+
+
+def all_rows(dev: Path, squad: list[Path], work: Path, cache: Path | None) -> list[Row]:
+    """Every corpus's rows; with `cache`, each corpus's are read from (or written to) `cache`.<corpus>."""
+    from qa.evaluation import load_jsonl, load_squad, sample
+
+    def rows(corpus: str, seeds, questions) -> list[Row]:
+        path = cache.with_name(f"{cache.name}.{corpus}") if cache else None
+        if path and path.exists():
+            return pickle.loads(path.read_bytes())
+        found = corpus_rows(corpus, seeds(), questions(), work / corpus)
+        if path:
+            path.write_bytes(pickle.dumps(found))
+        return found
+
+    found = rows("dev", lambda: dev / "docs", lambda: [q for f in sorted((dev / "questions").glob("*.jsonl")) for q in load_jsonl(f)])
+    found += rows("seeds", lambda: ROOT / "seeds", lambda: load_jsonl(ROOT / "eval/seeds_dev.jsonl"))
+    if squad:
+        seeds = work / "squad-seeds"
+        found += rows("squad", lambda: seeds, lambda: sample(load_squad(squad, seeds), SQUAD_LIMIT))
+    return found
+
+
+def first_windows(row: Row, raw: np.ndarray, k: int = 3) -> list[int]:
+    """Indexes of the best k windows that share no unit with a better one, as `Extractor.ranked` keeps them."""
+    taken, used = [], set()
+    for i in np.argsort(-raw, kind="stable").tolist():
+        span = set(range(*row.spans[i]))
+        if span & used:
+            continue
+        used |= span
+        taken.append(i)
+        if len(taken) == k:
+            break
+    return taken
+
+
+def fit_ranking(rows: list[Row], l2: float = 1e-3) -> np.ndarray:
+    """Weights maximising the mean log-probability of the answer-holding windows under a softmax per question."""
+    import torch
+
+    data = [r for r in rows if not r.unanswerable and r.y.any()]
+    width = max(len(r.y) for r in data)
+    X = torch.zeros(len(data), width, rows[0].X.shape[1], dtype=torch.float64)
+    valid = torch.zeros(len(data), width, dtype=torch.bool)
+    good = torch.zeros(len(data), width, dtype=torch.bool)
+    for i, r in enumerate(data):
+        X[i, : len(r.y)] = torch.tensor(r.X)
+        valid[i, : len(r.y)] = True
+        good[i, : len(r.y)] = torch.tensor(r.y)
+    w = torch.zeros(X.shape[2], dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([w], max_iter=300, line_search_fn="strong_wolfe")
+
+    def loss():
+        optimiser.zero_grad()
+        s = X @ w
+        nll = torch.logsumexp(s.masked_fill(~valid, -torch.inf), 1) - torch.logsumexp(s.masked_fill(~good, -torch.inf), 1)
+        total = nll.mean() + l2 * (w**2).sum()
+        total.backward()
+        return total
+
+    optimiser.step(loss)
+    return w.detach().numpy()
+
+
+def fit_logistic(A: np.ndarray, labels: np.ndarray, l2: float = 0.1) -> tuple[np.ndarray, float]:
+    """Logistic regression on standardised columns, returned in the raw columns' terms (weights, bias)."""
+    import torch
+
+    mean, std = A.mean(0), A.std(0) + 1e-9
+    Z = torch.tensor((A - mean) / std)
+    t = torch.tensor(labels, dtype=torch.float64)
+    # classes weighted equally: the unanswerable questions are few
+    weight = torch.where(t > 0, 0.5 / max(t.mean().item(), 1e-9), 0.5 / max(1 - t.mean().item(), 1e-9))
+    w = torch.zeros(Z.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([w], max_iter=300, line_search_fn="strong_wolfe")
+
+    def loss():
+        optimiser.zero_grad()
+        logits = Z @ w[:-1] + w[-1]
+        total = (weight * torch.nn.functional.binary_cross_entropy_with_logits(logits, t, reduction="none")).mean() + l2 * (w[:-1] ** 2).sum()
+        total.backward()
+        return total
+
+    optimiser.step(loss)
+    v = w.detach().numpy()
+    weights = v[:-1] / std
+    return weights, float(v[-1] - (mean * weights).sum())
+
+
+@dataclass
+class Model:
+    weights: np.ndarray
+    answer_weights: np.ndarray | None = None
+    answer_bias: float = 0.0
+
+
+def top_rows(rows: list[Row], weights: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
+    """The kept windows per question and the ANSWERABILITY row of each question's best window."""
+    from qa.answering import ANSWERABILITY, answerability_rows
+
+    kept, A = [], np.zeros((len(rows), len(ANSWERABILITY)))
+    for i, r in enumerate(rows):
+        if not len(r.y):
+            kept.append([])
+            continue
+        raw = r.X @ weights
+        kept.append(first_windows(r, raw))
+        A[i] = answerability_rows(raw, r.X, kept[-1], r.asks_kind)[0]
+    return kept, A
+
+
+def outcomes(rows: list[Row], model: Model, shift: float = 0.0) -> list[dict]:
+    """Per question: answered, hit@1, hit@3, source@1 and words of the first quotation, under the model."""
+    kept, A = top_rows(rows, model.weights)
+    logit = A @ model.answer_weights + model.answer_bias + shift if model.answer_weights is not None else np.full(len(rows), np.inf)
+    out = []
+    for r, best, z in zip(rows, kept, logit):
+        if not best:
+            out.append({"answered": False, "hit1": False, "hit3": False, "source1": False, "words": None, "logit": -np.inf})
+            continue
+        answered = bool(z >= 0)
+        out.append({
+            "answered": answered,
+            "hit1": bool(answered and r.y[best[0]]),
+            "hit3": bool(answered and r.y[best].any()),
+            "source1": bool(answered and r.right_source[best[0]]),
+            "words": float(r.words[best[0]]),
+            "logit": float(z),
+        })
+    return out
+
+
+_RANKINGS: dict[frozenset, np.ndarray] = {}
+
+
+def choose(rows: list[Row], false_abstain: float = FALSE_ABSTAIN) -> Model:
+    """Fit the ranking weights, the size penalty and the answerability model, on `rows` only."""
+    key = frozenset(r.fold for r in rows)
+    if key not in _RANKINGS:
+        _RANKINGS[key] = rank_and_penalise(rows)
+    w = _RANKINGS[key]
+    kept, A = top_rows(rows, w)
+    # subtle: the label is "the best window holds the answer", not "answerable": an answerable question whose
+    # best window misses looks like an unanswerable one, and abstaining on it costs no hit
+    labels = np.array([not r.unanswerable and bool(k) and bool(r.y[k[0]]) for r, k in zip(rows, kept)], dtype=float)
+    has = np.array([bool(k) for k in kept])
+    aw, ab = fit_logistic(A[has], labels[has])
+    return place(rows, Model(w, aw, ab), false_abstain)
+
+
+def rank_and_penalise(rows: list[Row]) -> np.ndarray:
+    """The ranking weights, with the size penalty of the best mean hit@1 over corpora that keeps them all short."""
+    from qa.answering import FEATURES
+
+    column = FEATURES.index("long_words")
+    weights = fit_ranking(rows)
+    corpora = sorted({r.corpus for r in rows})
+    best = None
+    for penalty in PENALTIES:
+        w = weights.copy()
+        w[column] -= penalty
+        got = outcomes(rows, Model(w))
+        per = defaultdict(list)
+        for r, g in zip(rows, got):
+            per[r.corpus].append((r, g))
+        short = all(np.mean([g["words"] for _, g in per[c] if g["words"] is not None]) <= WORDS for c in corpora)
+        hit1 = np.mean([np.mean([g["hit1"] for r, g in per[c] if not r.unanswerable]) for c in corpora])
+        if short and (best is None or hit1 > best[0] + 1e-9):
+            best = (hit1, w)
+    return best[1] if best else weights - np.eye(len(weights))[column] * PENALTIES[-1]
+
+
+def place(rows: list[Row], model: Model, false_abstain: float) -> Model:
+    """The answerability bias moved so that it abstains on at most `false_abstain` of the answerable questions."""
+    got = outcomes(rows, model)
+    logits = sorted(g["logit"] for r, g in zip(rows, got) if not r.unanswerable)
+    at = logits[int(false_abstain * len(logits))]
+    return Model(model.weights, model.answer_weights, model.answer_bias - at + 1e-9)
+
+
+def figures(rows: list[Row], got: list[dict]) -> dict:
+    a = [g for r, g in zip(rows, got) if not r.unanswerable]
+    u = [g for r, g in zip(rows, got) if r.unanswerable]
+    words = [g["words"] for g in got if g["answered"] and g["words"] is not None]
+    return {
+        "hit@1": np.mean([g["hit1"] for g in a]) if a else None,
+        "hit@3": np.mean([g["hit3"] for g in a]) if a else None,
+        "src@1": np.mean([g["source1"] for g in a]) if a else None,
+        "words": np.mean(words) if words else None,
+        "abstain": np.mean([not g["answered"] for g in u]) if u else None,
+        "f-abst": np.mean([not g["answered"] for g in a]) if a else None,
+    }
+
+
+def held_out(rows: list[Row], false_abstain: float = FALSE_ABSTAIN) -> list[dict]:
+    held = [None] * len(rows)
+    for fold in sorted({r.fold for r in rows}):
+        model = choose([r for r in rows if r.fold != fold], false_abstain)
+        test = [i for i, r in enumerate(rows) if r.fold == fold]
+        for i, g in zip(test, outcomes([rows[i] for i in test], model)):
+            held[i] = g
+    return held
+
+
+def report(rows: list[Row], held: list[dict], inside: list[dict], shipped: list[dict]) -> None:
+    keys = ("hit@1", "hit@3", "src@1", "words", "abstain", "f-abst")
+    head = " ".join(f"{k:>6}" for k in keys)
+    print(f"\n{'':<28}{'n':>4}  held-out {head}   in-sample {head}   shipped {head}")
+
+    def cells(idx: list[int], got: list[dict]) -> str:
+        f = figures([rows[i] for i in idx], [got[i] for i in idx])
+        return " ".join("     -" if f[k] is None else f"{f[k]:6.1f}" if k == "words" else f"{f[k]:6.3f}" for k in keys)
+
+    for corpus in sorted({r.corpus for r in rows}):
+        groups = defaultdict(list)
+        for i, r in enumerate(rows):
+            if r.corpus == corpus:
+                groups["all"].append(i)
+                if corpus != "squad" or r.unanswerable:
+                    groups[r.shape].append(i)
+        for label in ["all", *sorted(k for k in groups if k != "all")]:
+            idx = groups[label]
+            print(f"{corpus + ' ' + label:<28}{len(idx):>4}           {cells(idx, held)}             {cells(idx, inside)}           {cells(idx, shipped)}")
+
+
+def main() -> None:
+    from qa.answering import ANSWERABILITY, FEATURES, Answerability, Weights
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--print-weights", action="store_true", help="print the models fitted on everything, to ship")
+    parser.add_argument("--dev", type=Path, default=ROOT / "eval/dev", help="folder with docs/ and questions/*.jsonl")
+    parser.add_argument("--squad", type=Path, nargs="*", default=sorted((ROOT.parent.parent / "shared/eval").glob("squad-*.json")))
+    parser.add_argument("--cache", type=Path, help="pickles of the feature rows (<cache>.<corpus>): read if they exist, else written")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="qa-quality-") as tmp:
+        rows = all_rows(args.dev, args.squad, Path(tmp), args.cache)
+    print(f"{len(rows)} questions: " + ", ".join(f"{c} {sum(r.corpus == c for r in rows)}" for c in sorted({r.corpus for r in rows}))
+          + f"; {len({r.fold for r in rows})} folds held out in turn")
+    every = choose(rows)
+    answerability = Answerability()
+    shipped = Model(Weights().vector(), np.array(answerability.weights) if answerability.weights else None, answerability.bias)
+    report(rows, held_out(rows), outcomes(rows, every), outcomes(rows, shipped))
+    print("\nabstention trade-off, held out (answerable abstained allowed when fitting -> unanswerable abstained, answerable abstained):")
+    for share in (0.02, 0.05, 0.1, 0.2, 0.3):
+        f = figures(rows, held_out(rows, share))
+        print(f"  {share:4.2f} -> {f['abstain']:.3f} {f['f-abst']:.3f}")
+    if args.print_weights:
+        print("\nWeights(" + ", ".join(f"{n}={v:.2f}" for n, v in zip(FEATURES, every.weights)) + ")")
+        print("Answerability((" + ", ".join(f"{v:.4g}" for v in every.answer_weights) + f"), {every.answer_bias:.4g})  # {ANSWERABILITY}")
+
+
+if __name__ == "__main__":
+    main()
