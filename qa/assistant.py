@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 import threading
 import time
@@ -316,14 +317,15 @@ class Assistant:
         """Answer from the documents, or say they don't; `history` holds earlier questions of the same chat, and
         `sources` (file names, None for all) restricts retrieval itself to those documents.
 
-        A follow-up is read against the previous answer: the last earlier question is answered again (from the
-        same one model call, whose batch holds the history too), and that answer's words and vector join the
-        follow-up's search ("Who chairs it?" -> "...Ines Baptiste...", then "How long has she served?").
+        A follow-up (a question that `refers_back`) is read against the previous answer: the last earlier question
+        is answered again (from the same one model call, whose batch holds the history too), and that answer's
+        words and vector join the follow-up's search ("Who chairs it?" -> "...Ines Baptiste...", then "How long
+        has she served?"). A question that names its own subject is answered as if asked first.
         """
         question = self.check_question(question)
         chosen = self.check_sources(sources)
         live = self.live()
-        history = self._history(history)
+        history = self._history(history) if refers_back(question) else []
         vectors = self.embedder.encode_query([question, *history])
         previous = self._previous_answer(live, history, vectors[1:], chosen) if history else None
         query, rewritten = self._follow_up(live, question, vectors[0], history, vectors[1:], previous, chosen)
@@ -379,6 +381,24 @@ class Assistant:
         query = self._query(question, ()) if method != "bm25" else Query(np.zeros(0, np.float32), tokenize(question), [])
         citations = [live.extractor.citation(question, Scored(u, c, 0.0)) for u, c in live.retriever.single_signal(method, query, 3)]
         return Answer(question, True, citations[0].quote if citations else "", 1.0, citations)
+
+
+#: Words by which a question points at something said before it: "How long has she served?", "Where is it?".
+_POINTERS = re.compile(
+    r"\b(he|she|it|they|him|her|them|his|hers|its|their|theirs|this|that|these|those|there|then|one|ones|the same)\b"
+    r"|^\s*(and|also|what about|how about)\b",
+    re.IGNORECASE,
+)
+
+
+def refers_back(question: str) -> bool:
+    """Whether a question points at the previous answer, so that answer should shape its search; a question that
+    names its own subject ("What is the boiling point of nitrogen?") starts afresh, history or not.
+
+    >>> refers_back("How long has she been on the board?"), refers_back("Who won the 2010 World Cup?")
+    (True, False)
+    """
+    return bool(_POINTERS.search(question))
 
 
 _NO_ANSWER = "The documents do not answer this question."

@@ -120,6 +120,14 @@ def test_unrelated_questions_abstain_and_offer_closest_passages(seeds, question)
     assert "do not answer" in result.answer and result.passages
 
 
+@pytest.mark.parametrize("question", ["What is the population of Tokyo?", "Who wrote Hamlet?"])
+def test_a_new_subject_in_a_chat_abstains_as_if_asked_first(seeds, question):
+    """Only a question that points back (she, it, that...) is read against the previous answer."""
+    alone = seeds.ask(question)
+    after = seeds.ask(question, ["Who is the progressive mayor of Toronto?"])
+    assert not alone.answered and not after.answered and after.confidence == alone.confidence
+
+
 def test_follow_up_uses_the_history(seeds):
     result = seeds.ask("How old was he?", history=["Who did Jackson elect as mayor in 2017?"])
     assert result.answered and "34" in result.citations[0].quote
