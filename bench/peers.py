@@ -126,7 +126,7 @@ def run_qa(corpus: Corpus, work: Path) -> dict:
     done = subprocess.run([sys.executable, "-m", "qa", "eval", "--json", *args], capture_output=True, text=True, env=_env(), cwd=ROOT)
     if done.returncode:
         raise SystemExit(f"peers.py: qa eval failed: {done.stderr.strip()[-400:]}")
-    row = json.loads(done.stdout.strip().splitlines()[-1])
+    row = next(r for r in map(json.loads, done.stdout.split("\n")[:-1]) if r["method"] == "qa")  # not a per-shape row
     assistant = Assistant(Settings.from_env(seeds_dir=corpus.seeds, index_dir=index), warn=lambda _: None)
     assistant.index()  # a no-op where `qa eval` built this index; the SQuAD one it built in a temporary folder
     words, hits = [], 0
