@@ -27,7 +27,7 @@ import numpy as np
 
 from . import segment
 from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError, QAError
-from .lexical import LiveBm25
+from .lexical import LiveBm25, Postings
 from .segment import Segment
 from .store import CHUNKS, FORMAT_VERSION, LEVELS, UNITS, IndexStore, Snapshot, mismatch
 from .types import CHUNK_ROW, UNIT_ROW, Changes, Document, DocumentStatus, Hits, IndexStatus, SkippedFile
@@ -37,6 +37,9 @@ from .types import CHUNK_ROW, UNIT_ROW, Changes, Document, DocumentStatus, Hits,
 MAX_SEGMENTS = 8
 #: A segment whose deleted rows pass this share of its rows is rewritten without them at the next build.
 MAX_DELETED_SHARE = 0.3
+#: Flat segments up to this many rows are searched as one pooled flat index (built when a snapshot opens), so a
+#: question costs one scan for all the small segments a run of one-file updates leaves, not one call each.
+POOL_ROWS = 10_000
 _ROWS = {UNITS: UNIT_ROW, CHUNKS: CHUNK_ROW}
 
 
@@ -329,14 +332,19 @@ class FolderSnapshot(Snapshot):
                 alive = np.flatnonzero(m >= 0)
                 part_of[m[alive]], local[m[alive]] = p, alive
             self._starts[level], self._ids[level], self._part_of[level], self._local[level] = starts, ids, part_of, local
-            self._bm25[level] = LiveBm25([seg.postings[level] for seg in segments], ids, part_of, local)
+            small, large = self._pooled(level)
+            parts = [(segments[p].postings[level], ids[p]) for p in large]
+            if small:
+                pool_ids, places = small
+                merged = Postings.take([(segments[p].postings[level], place) for p, place in places], len(pool_ids))
+                parts.append((merged, pool_ids))
+            self._bm25[level] = LiveBm25([x for x, _ in parts], [m for _, m in parts], size)
         doc_of = [np.full(len(seg.documents), -1, dtype=np.int64) for seg in segments]
         for n, (_, p, j) in enumerate(live):
             doc_of[p][j] = n
-        self._alive = {}
+        self._searchers = {level: self._dense_searchers(level) for level in LEVELS}
         for level in LEVELS:
             rows = np.zeros(len(self._part_of[level]), dtype=_ROWS[level])
-            self._alive[level] = [None if (m >= 0).all() else m >= 0 for m in self._ids[level]]
             for p, seg in enumerate(segments):
                 alive = np.flatnonzero(self._ids[level][p] >= 0)
                 taken = seg.rows[level][alive].copy()
@@ -365,17 +373,40 @@ class FolderSnapshot(Snapshot):
             out[at] = self._segments[p].vectors(level)[local[at]]
         return out
 
-    def _allowed(self, level: str, sources: Collection[str] | None) -> list[np.ndarray | None]:
-        """Per segment, which rows a search may return (None: all of them)."""
-        if sources is None:
-            return self._alive[level]
-        keep = self._of_sources(level, sources)
-        out = []
-        for ids in self._ids[level]:
-            alive = ids >= 0
-            alive[alive] = keep[ids[alive]]
-            out.append(alive)
-        return out
+    def _pooled(self, level: str) -> tuple[tuple[np.ndarray, list[tuple[int, np.ndarray]]] | None, list[int]]:
+        """The small flat segments, searched as one: (snapshot ids of their live rows, ascending, and for each such
+        segment its rows' places among them, -1 for a deleted row), or None; and the other segments."""
+        import faiss
+
+        small = [p for p, seg in enumerate(self._segments) if isinstance(seg.index[level], faiss.IndexFlat) and seg.index[level].ntotal <= POOL_ROWS]
+        large = [p for p in range(len(self._segments)) if p not in small]
+        if not small:
+            return None, large
+        ids = self._ids[level]
+        pool_ids = np.sort(np.concatenate([ids[p][ids[p] >= 0] for p in small]))
+        places = [(p, np.where(ids[p] >= 0, np.searchsorted(pool_ids, ids[p]), -1)) for p in small]
+        return (pool_ids, places), large
+
+    def _dense_searchers(self, level: str) -> list[tuple[object, np.ndarray, segment.Allowed | None]]:
+        """(FAISS index, snapshot id of each of its rows, rows allowed) to search: each large or graph segment on
+        its own (its deleted rows filtered out), and one flat index of the live rows of all the small ones, in
+        snapshot order, so ties fall as in a single segment."""
+        import faiss
+
+        small, large = self._pooled(level)
+        searchers = []
+        for p in large:
+            ids = self._ids[level][p]
+            searchers.append((self._segments[p].index[level], ids, None if (ids >= 0).all() else segment.Allowed(ids >= 0)))
+        if small:
+            pool_ids, places = small
+            vectors = np.zeros((len(pool_ids), self.status.dimension), dtype=np.float32)
+            for p, place in places:
+                vectors[place[place >= 0]] = self._segments[p].vectors(level)[place >= 0]
+            pool = faiss.IndexFlatIP(self.status.dimension)
+            pool.add(vectors)
+            searchers.append((pool, pool_ids, None))
+        return searchers
 
     def _of_sources(self, level: str, sources: Collection[str]) -> np.ndarray:
         """Whether each row of the level belongs to one of `sources`."""
@@ -383,9 +414,12 @@ class FolderSnapshot(Snapshot):
         return np.repeat(np.array([s in wanted for s in self._sources], dtype=bool), np.diff(self._starts[level]))
 
     def search_dense(self, level: str, vector: np.ndarray, k: int, sources: Collection[str] | None = None) -> Hits:
+        keep = None if sources is None else self._of_sources(level, sources)
         found, scores = [], []
-        for seg, ids, allowed in zip(self._segments, self._ids[level], self._allowed(level, sources)):
-            rows, s = seg.search(level, vector, k, allowed)
+        for index, ids, allowed in self._searchers[level]:
+            if keep is not None:
+                allowed = segment.Allowed((ids >= 0) & keep[np.maximum(ids, 0)])
+            rows, s = segment.search(index, vector, k, allowed)
             found.append(ids[rows])
             scores.append(s)
         found, scores = np.concatenate(found or [np.zeros(0, np.int64)]), np.concatenate(scores or [np.zeros(0, np.float32)])

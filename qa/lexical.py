@@ -70,6 +70,11 @@ class Postings:
     def ids(self) -> dict[str, int]:
         return {t: i for i, t in enumerate(self.vocab)}
 
+    @cached_property
+    def terms_array(self) -> np.ndarray:
+        """The vocabulary as an object array, so a text's terms are one gather."""
+        return np.array(self.vocab, dtype=object)
+
     @property
     def texts(self) -> int:
         return len(self.lengths)
@@ -145,11 +150,14 @@ class LiveBm25:
     """BM25 over the live texts of several segments, numbered by the snapshot: `live[i]` maps part i's texts to
     snapshot ids (-1 for a deleted text). Deleted texts count in no statistic and get no score."""
 
-    def __init__(self, parts: list[Postings], live: list[np.ndarray], part_of: np.ndarray, local: np.ndarray):
-        self.size = len(part_of)
+    def __init__(self, parts: list[Postings], live: list[np.ndarray], size: int):
+        self.size = size
         self._parts = parts
         #: snapshot id -> (part, text number in it), for `terms`
-        self._part_of, self._local = part_of, local
+        self._part_of, self._local = np.zeros(size, dtype=np.int32), np.zeros(size, dtype=np.int64)
+        for i, ids in enumerate(live):
+            alive = np.flatnonzero(ids >= 0)
+            self._part_of[ids[alive]], self._local[ids[alive]] = i, alive
         total = sum(int(np.maximum(p.lengths[ids >= 0], 1).sum()) for p, ids in zip(parts, live))  # an empty text counts 1, as in bm25s
         self.avgdl = total / self.size if self.size else 1.0
         #: per part: snapshot id and BM25 term-frequency factor of each live posting, and the live term offsets
@@ -163,14 +171,18 @@ class LiveBm25:
             self._ids.append(ids[rows])
             self._tfc.append((tf / (tf + norm)).astype(np.float32))
             self._indptr.append(np.concatenate([[0], np.cumsum(np.bincount(col, minlength=len(p.vocab)))]))
+        self._df: dict[str, int] = {}  # questions repeat their terms: each one's live count is summed once
 
     def df(self, term: str) -> int:
         """Live texts holding `term`."""
-        n = 0
-        for p, indptr in zip(self._parts, self._indptr):
-            t = p.ids.get(term)
-            if t is not None:
-                n += int(indptr[t + 1] - indptr[t])
+        n = self._df.get(term)
+        if n is None:
+            n = 0
+            for p, indptr in zip(self._parts, self._indptr):
+                t = p.ids.get(term)
+                if t is not None:
+                    n += int(indptr[t + 1] - indptr[t])
+            self._df[term] = n
         return n
 
     def idf(self, terms) -> dict[str, float]:
@@ -205,7 +217,6 @@ class LiveBm25:
         for i in np.asarray(ids, dtype=np.int64).tolist():
             p = self._parts[self._part_of[i]]
             local = self._local[i]
-            vocab = p.vocab
-            out.append(frozenset(vocab[t] for t in p.row_terms[p.row_start[local] : p.row_start[local + 1]].tolist()))
+            out.append(frozenset(p.terms_array[p.row_terms[p.row_start[local] : p.row_start[local + 1]]].tolist()))
         return out
 

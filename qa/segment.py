@@ -80,28 +80,35 @@ class Segment:
     def vectors(self, level: str) -> np.ndarray:
         return vectors_of(self.index[level])
 
-    def search(self, level: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """The k rows nearest `vector` among `allowed` (a bool per row; None = all): (rows, scores)."""
+
+class Allowed:
+    """The rows a search may return, as the bitmap FAISS filters with (kept alive beside its selector)."""
+
+    def __init__(self, mask: np.ndarray):
         import faiss
 
-        index = self.index[level]
-        k = min(k, index.ntotal if allowed is None else int(allowed.sum()))
-        if k <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        query = np.ascontiguousarray(vector[None, :], dtype=np.float32)
-        params, bits = None, None
+        self.count = int(mask.sum())
+        self._bits = np.packbits(mask, bitorder="little")
+        self.selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(self._bits))
+
+
+def search(index, vector: np.ndarray, k: int, allowed: Allowed | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows of `index` nearest `vector` (among `allowed`, when given): (rows, scores), best first."""
+    import faiss
+
+    k = min(k, index.ntotal if allowed is None else allowed.count)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    params = None
+    if isinstance(index, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW(efSearch=ef_search(index.ntotal))
         if allowed is not None:
-            bits = np.packbits(allowed, bitorder="little")
-            selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
-        if hasattr(faiss.downcast_index(index), "hnsw"):
-            params = faiss.SearchParametersHNSW(efSearch=ef_search(index.ntotal))
-            if bits is not None:
-                params.sel = selector
-        elif bits is not None:
-            params = faiss.SearchParameters(sel=selector)
-        scores, ids = index.search(query, k, params=params)
-        found = ids[0] >= 0
-        return ids[0][found], scores[0][found]
+            params.sel = allowed.selector
+    elif allowed is not None:
+        params = faiss.SearchParameters(sel=allowed.selector)
+    scores, ids = index.search(np.ascontiguousarray(vector[None, :], dtype=np.float32), k, params=params)
+    found = ids[0] >= 0
+    return ids[0][found], scores[0][found]
 
 
 def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, int]:
@@ -209,7 +216,7 @@ def load(folder: Path) -> Segment:
     rows, index, postings, starts = {}, {}, {}, {}
     for level in LEVELS:
         rows[level] = np.load(folder / f"{level}.npy")
-        index[level] = faiss.read_index(str(folder / f"{level}.faiss"))
+        index[level] = faiss.read_index(str(folder / f"{level}.faiss"))  # already of its own class (IndexFlatIP, IndexHNSWFlat)
         postings[level] = Postings.load(folder / f"lex-{level}")
         counts = np.array([d[level] for d in documents], dtype=np.int64)
         starts[level] = np.concatenate([[0], np.cumsum(counts)])

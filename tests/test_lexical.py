@@ -18,11 +18,7 @@ RELATIVE_BOUND = 1e-6
 def _live(parts):
     """LiveBm25 over (Postings, snapshot ids) parts, as the snapshot builds it."""
     size = sum(int((ids >= 0).sum()) for _, ids in parts)
-    part_of, local = np.zeros(size, dtype=np.int32), np.zeros(size, dtype=np.int64)
-    for p, (_, ids) in enumerate(parts):
-        alive = np.flatnonzero(ids >= 0)
-        part_of[ids[alive]], local[ids[alive]] = p, alive
-    return LiveBm25([p for p, _ in parts], [ids for _, ids in parts], part_of, local)
+    return LiveBm25([p for p, _ in parts], [ids for _, ids in parts], size)
 
 
 def _weights(query):

@@ -18,8 +18,7 @@ def test_hnsw_beyond_the_flat_limit_finds_the_exact_neighbours(monkeypatch):
     assert hasattr(hnsw, "hnsw") and not hasattr(flat, "hnsw")
     assert np.array_equal(vectors_of(hnsw), vectors)
     queries = vectors[:50] + 0.05 * rng.standard_normal((50, 384)).astype(np.float32)
-    segment = qa.segment.Segment("s", {}, [], [], {}, {UNITS: hnsw}, {}, {})
-    found = np.array([segment.search(UNITS, q, 10, None)[0] for q in queries])
+    found = np.array([qa.segment.search(hnsw, q, 10)[0] for q in queries])
     truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
     assert recall >= 0.99
