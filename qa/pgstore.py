@@ -39,7 +39,8 @@ from .types import CHUNK_ROW, KINDS, UNIT_ROW, Changes, DocumentStatus, Document
 FORMAT_VERSION = 1
 #: Position bits of a row id: a document holds up to 2^24 units (the 20 MB file limit stays far below).
 POSITION_BITS = 24
-#: Up to this many rows a dense search reads them all, exactly (as the folder store's flat index); HNSW beyond.
+#: Up to this many rows a dense search reads them all, exactly (as the folder store's flat index): about the time
+#: of one HNSW search over 10^5 (bench/pg.py); HNSW beyond.
 EXACT_LIMIT = 20_000
 #: HNSW graph degree and build breadth (the folder store's M and EF_CONSTRUCTION).
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 200
