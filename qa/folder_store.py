@@ -466,11 +466,14 @@ class FolderSnapshot(Snapshot):
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the k highest scores, best first, a tie going to the lower id (the interface's contract), however
+    many rows share the k-th score: argpartition alone picks among those in no defined order."""
     k = min(k, len(scores))
     if k == 0:
         return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-scores, k - 1)[:k]
-    return top[np.argsort(-scores[top], kind="stable")]
+    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+    candidates = np.flatnonzero(scores >= kth)
+    return candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
 
 
 #: Scores sampled to guess a floor for the top-k of a long score array (see `top_positive`).

@@ -126,6 +126,21 @@ def cached(embedder):
     return CachedEmbedder(embedder)
 
 
+def apply_history(assistant, history) -> None:
+    """Write, change and remove seeds files step by step ("" removes a file), indexing after each step."""
+    seeds = assistant.settings.seeds_dir
+    for step in history:
+        for name, content in step.items():
+            if content == "":
+                (seeds / name).unlink(missing_ok=True)
+            elif content:
+                write_corpus(seeds, {name: POOL[content]})
+        if not any(seeds.rglob("*.*")):
+            write_corpus(seeds, {"a.txt": POOL["river"]})
+        assistant.index()
+        assert not assistant.staleness()
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(history=steps)
 def test_any_sequence_of_updates_answers_exactly_like_a_fresh_build(history, cached):
@@ -135,16 +150,7 @@ def test_any_sequence_of_updates_answers_exactly_like_a_fresh_build(history, cac
         updated.store = FolderStore(updated.settings.index_dir, max_segments=2)  # merge often
         updated.index()
         seeds = updated.settings.seeds_dir
-        for step in history:
-            for name, content in step.items():
-                if content == "":
-                    (seeds / name).unlink(missing_ok=True)
-                elif content:
-                    write_corpus(seeds, {name: POOL[content]})
-            if not any(seeds.rglob("*.*")):
-                write_corpus(seeds, {"a.txt": POOL["river"]})
-            updated.index()
-            assert not updated.staleness()
+        apply_history(updated, history)
         fresh = make_assistant(tmp / "fresh", cached, {p.relative_to(seeds).as_posix(): p.read_text() for p in seeds.rglob("*.*")})
         fresh.index()
         assert len(updated.status().index.documents) == len(fresh.status().index.documents)

@@ -28,7 +28,7 @@ from qa.pgstore import DatabaseLoginError, DatabaseUnreachableError, PgStore, Ve
 from qa.store import CHUNKS, UNITS
 from qa.types import Changes, Document, IndexedDocument
 from conftest import SEEDS, TOY, write_corpus
-from test_folder_store import POOL, QUESTIONS, CachedEmbedder, steps
+from test_folder_store import POOL, QUESTIONS, CachedEmbedder, apply_history, steps
 
 KEY = {"model": "test", "chunk_tokens": 40}
 
@@ -408,16 +408,7 @@ def test_any_sequence_of_updates_answers_exactly_like_a_fresh_folder_build(histo
         updated = assistant_at(tmp / "updated", cached, url, {"a.txt": POOL["tea"]})
         updated.index()
         seeds = updated.settings.seeds_dir
-        for step in history:
-            for name, content in step.items():
-                if content == "":
-                    (seeds / name).unlink(missing_ok=True)
-                elif content:
-                    write_corpus(seeds, {name: POOL[content]})
-            if not any(seeds.rglob("*.*")):
-                write_corpus(seeds, {"a.txt": POOL["river"]})
-            updated.index()
-            assert not updated.staleness()
+        apply_history(updated, history)
         fresh = assistant_at(tmp / "fresh", cached, tmp / "index", {p.relative_to(seeds).as_posix(): p.read_text() for p in seeds.rglob("*.*")})
         fresh.index()
         same_snapshots(updated.live().snapshot, fresh.live().snapshot, QUESTIONS)
