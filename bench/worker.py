@@ -67,7 +67,7 @@ def build(a: dict) -> dict:
     for owner, name, label in (
         (qa_assistant, "load_documents", "read files"),
         (Chunker, "split", "split"),
-        (Chunker, "_line_sentences", "split: pysbd"),
+        (Chunker, "_block_sentences", "split: pysbd"),
         (Chunker, "count_tokens", "split: tiktoken"),
         (Embedder, "word_pieces", "word_pieces"),
         (Embedder, "encode", "encode"),
