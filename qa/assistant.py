@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 import threading
@@ -16,7 +15,7 @@ import numpy as np
 from .answering import Extractor, Scored
 from .chunking import Chunker
 from .config import Settings
-from .documents import TEXT_SUFFIXES, Refused, _files, add_file, check_upload, load_documents, trash_file
+from .documents import TEXT_SUFFIXES, Refused, add_file, check_upload, file_sha256, load_documents, seed_files, trash_file
 from .embedding import Embedder
 from .errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, QuestionError
 from .lexical import tokenize
@@ -55,7 +54,7 @@ def _scan(folder: Path) -> dict[str, tuple[int, int]]:
     stats = {}
     if not folder.is_dir():
         return stats
-    for path in _files(folder, lambda _: None):
+    for path in seed_files(folder, lambda _: None):
         if path.suffix.lower() in TEXT_SUFFIXES:
             try:
                 st = path.stat()
@@ -266,10 +265,7 @@ class Assistant:
     def _sha256(self, source: str, stat: tuple[int, int]) -> str:
         key = (source, *stat)
         if key not in self._hashes:
-            try:
-                self._hashes[key] = hashlib.sha256((self.settings.seeds_dir / source).read_bytes()).hexdigest()
-            except OSError:
-                return ""
+            self._hashes[key] = file_sha256(self.settings.seeds_dir, source, self.settings.max_file_bytes)
         return self._hashes[key]
 
     def check_question(self, question: str) -> str:

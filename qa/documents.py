@@ -23,7 +23,7 @@ TEXT_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 Warn = Callable[[str], None]
 
 
-def _files(folder: Path, warn: Warn) -> Iterator[Path]:
+def seed_files(folder: Path, warn: Warn) -> Iterator[Path]:
     """Every file name under `folder`, sorted, hidden entries skipped; directory symlinks not followed (no loops)."""
     for root, dirs, names in os.walk(folder, onerror=lambda e: warn(f"skipped {e.filename}: {e.strerror}")):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -100,7 +100,7 @@ def _check_size(size: int, max_bytes: int) -> None:
 def _seeds(folder: Path, max_bytes: int, warn: Warn) -> Iterator[_Seed]:
     """Every text-suffixed file under `folder`, read by `_read_bytes`: the one way qa reads the seeds folder."""
     root = folder.resolve()
-    for path in _files(folder, warn):
+    for path in seed_files(folder, warn):
         source = path.relative_to(folder).as_posix()
         suffix = path.suffix.lower()
         if suffix not in TEXT_SUFFIXES:
@@ -246,6 +246,15 @@ def content_hashes(folder: Path, max_bytes: int = Settings.max_file_bytes) -> di
     if not folder.is_dir():
         return {}
     return {seed.source: seed.sha256 for seed in _seeds(folder, max_bytes, lambda _: None)}
+
+
+def file_sha256(folder: Path, source: str, max_bytes: int) -> str:
+    """sha256 of one seeds file read as the index reads it (`content_hashes`'s value for it): "" when it is not
+    read, so a pipe, a device or a link out of the folder is never opened to tell whether it changed."""
+    try:
+        return hashlib.sha256(_read_bytes(folder.resolve(), folder / source, max_bytes)).hexdigest()
+    except (ValueError, OSError):
+        return ""
 
 
 # -- adding files from the page: safe names, never outside the folder, never over a file -------------------------
