@@ -34,7 +34,7 @@ def _raw_encoder(embedder, batch_size: int = 64):
     if embedder.backend == "torch":
         st = model.st
         return lambda texts: st.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    return lambda texts: model.encode(texts, batch_size)
+    return lambda texts: model.encode(texts, batch_size, embedder.build_threads)
 
 
 def build(a: dict) -> dict:

@@ -70,7 +70,7 @@ class Assistant:
     def __init__(self, settings: Settings | None = None, warn: Callable[[str], None] = _stderr):
         self.settings = settings or Settings()
         self.warn = warn
-        self.embedder = Embedder(self.settings.model, backend=self.settings.backend)
+        self.embedder = Embedder.from_settings(self.settings)
         self.chunker = Chunker(self.settings.chunk_tokens, self.settings.chunk_overlap, self.settings.encoding)
         self.store = open_store(self.settings.index_dir)
         self._live: _Live | None = None

@@ -53,6 +53,13 @@ class Settings:
     direct_units: int = 20
     #: Below this confidence the answer is "the documents don't say".
     min_confidence: float = 0.5
+    #: Model threads for a question's encode (0: one per core). One short text gains little from a second
+    #: thread, and threads that meet at every layer all wait whenever one is descheduled by other work.
+    query_threads: int = 1
+    #: Model threads for a build's batches (0: one per core); they run on a thread of their own, niced below.
+    build_threads: int = 0
+    #: Niceness of that build thread (0-19; Linux, ignored elsewhere), so a question takes a core from a build.
+    build_nice: int = 10
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
@@ -71,6 +78,11 @@ class Settings:
             raise SettingsError(f"history_turns must be 0 or more (got {self.history_turns})")
         if not 0.0 <= self.history_weight <= 1.0:
             raise SettingsError(f"history_weight must be between 0 and 1 (got {self.history_weight})")
+        for name in ("query_threads", "build_threads"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must be 0 (one per core) or more (got {getattr(self, name)})")
+        if not 0 <= self.build_nice <= 19:
+            raise SettingsError(f"build_nice must be between 0 and 19 (got {self.build_nice})")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise SettingsError(f"min_confidence must be between 0 and 1 (got {self.min_confidence})")
 
