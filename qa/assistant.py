@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import threading
@@ -64,6 +65,30 @@ def _scan(folder: Path) -> dict[str, tuple[int, int]]:
     return stats
 
 
+_builds_running = 0
+_builds_lock = threading.Lock()
+_interval_before = 0.0
+
+
+@contextlib.contextmanager
+def _handover(interval: float):
+    """While any build runs, Python's lock changes hands every `interval` seconds at most (sys.setswitchinterval),
+    so a question's thread waits that long, not 5 ms, each time it takes the lock back from a build in Python."""
+    global _builds_running, _interval_before
+    with _builds_lock:
+        if _builds_running == 0:
+            _interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(interval, _interval_before))
+        _builds_running += 1
+    try:
+        yield
+    finally:
+        with _builds_lock:
+            _builds_running -= 1
+            if _builds_running == 0:
+                sys.setswitchinterval(_interval_before)
+
+
 class Assistant:
     """Index a seeds folder and answer questions from it with verbatim, cited quotations."""
 
@@ -84,7 +109,7 @@ class Assistant:
         """Bring the index up to date with seeds/: only added and changed files are embedded and written."""
         started = time.perf_counter()
         s = self.settings
-        with self.store.lock():
+        with self.store.lock(), _handover(s.build_switch_interval):
             stats = _scan(s.seeds_dir)  # before reading: a file changed after this looks stale later, never fresh
             skipped: dict[str, str] = {}
             documents = load_documents(s.seeds_dir, s.max_file_bytes, self.warn, skipped)

@@ -60,13 +60,18 @@ class Settings:
     build_threads: int = 0
     #: Niceness of that build thread (0-19; Linux, ignored elsewhere), so a question takes a core from a build.
     build_nice: int = 10
+    #: Seconds Python lets one thread hold its lock while a build runs (its default is 0.005): a build splitting
+    #: text in Python would otherwise keep a question waiting that long each time it takes the lock back.
+    build_switch_interval: float = 0.0005
+    #: Answers computed at once across the page, the API and MCP; more wait (see web.py's QUEUE_SIZE).
+    ask_concurrency: int = 16
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
         if not str(self.index_dir).startswith(("postgresql://", "postgres://")):
             object.__setattr__(self, "index_dir", Path(self.index_dir))
         positive = ("chunk_tokens", "max_file_bytes", "batch_size", "top_k", "max_question_chars", "max_request_bytes",
-                    "max_upload_files", "retrieval_depth", "passages", "direct_units")
+                    "max_upload_files", "retrieval_depth", "passages", "direct_units", "ask_concurrency")
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1 (got {getattr(self, name)})")
@@ -81,6 +86,8 @@ class Settings:
         for name in ("query_threads", "build_threads"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be 0 (one per core) or more (got {getattr(self, name)})")
+        if not 0.0 < self.build_switch_interval <= 1.0:
+            raise SettingsError(f"build_switch_interval must be above 0 and at most 1 second (got {self.build_switch_interval})")
         if not 0 <= self.build_nice <= 19:
             raise SettingsError(f"build_nice must be between 0 and 19 (got {self.build_nice})")
         if not 0.0 <= self.min_confidence <= 1.0:
