@@ -459,7 +459,7 @@ def web_serve(a: dict) -> dict:
         url, _ = web.launch(app, "127.0.0.1", int(a["port"]))
     else:
         _, url, _ = app.queue().launch(server_name="127.0.0.1", server_port=int(a["port"]), prevent_thread_lock=True, quiet=True)
-    print(json.dumps({"url": url, "concurrency": getattr(web, "ASK_CONCURRENCY", None)}), flush=True)
+    print(json.dumps({"url": url, "concurrency": assistant.settings.ask_concurrency}), flush=True)
     cpu = os.times()
     sys.stdin.read()
     used = os.times()
