@@ -6,9 +6,9 @@ and beside an unrelated busy process, each beside the quiet figures of the same 
 
 Two variants, each condition in a fresh process:
   - "budgets": Settings as shipped: a question encodes on `query_threads`, a build's batches on their own
-    thread at `build_nice`;
-  - "no budgets": QA_QUERY_THREADS=0 QA_BUILD_NICE=0: every encode on every core, the build at the chat's priority
-    (the behaviour before the budgets).
+    thread at `build_nice`, Python's lock handed over every `build_switch_interval` during a build;
+  - "no budgets": QA_QUERY_THREADS=0 QA_BUILD_NICE=0 QA_BUILD_SWITCH_INTERVAL=0.005: every encode on every core,
+    the build at the chat's priority, Python's default hand-over (the behaviour before the budgets).
 Conditions:
   - quiet: one user asking the seeds questions one after another (10 ms apart) for --seconds;
   - build: the same, while the `--watch` rebuild of `qa serve --watch` (Assistant.watch on its own thread, as
@@ -40,7 +40,7 @@ from measure import percentile  # noqa: E402
 
 #: The unrelated busy process: torch matrix products on every core, as a training or analysis job would be.
 BUSY = "import torch\na = torch.randn(800, 800)\nwhile True:\n    a @ a\n"
-VARIANTS = {"budgets": {}, "no budgets": {"QA_QUERY_THREADS": "0", "QA_BUILD_NICE": "0"}}
+VARIANTS = {"budgets": {}, "no budgets": {"QA_QUERY_THREADS": "0", "QA_BUILD_NICE": "0", "QA_BUILD_SWITCH_INTERVAL": "0.005"}}
 CONDITIONS = ("quiet", "build", "busy")
 
 
