@@ -94,7 +94,18 @@ def _read_bytes(root: Path, path: Path, max_bytes: int) -> bytes:
 
 def _check_size(size: int, max_bytes: int) -> None:
     if size > max_bytes:
-        raise ValueError(f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit (QA_MAX_FILE_BYTES)")
+        shown, limit = _bytes(size), _bytes(max_bytes)
+        if shown == limit:  # 20,000,001 bytes over 20 MB must not read "20 MB is over the 20 MB limit"
+            shown, limit = f"{size:,} bytes", f"{max_bytes:,} bytes"
+        raise ValueError(f"{shown} is over the {limit} limit (QA_MAX_FILE_BYTES)")
+
+
+def _bytes(n: int) -> str:
+    """A size as people read it: 5000 -> '5,000 bytes', 48_213 -> '48.2 kB', 20_000_000 -> '20 MB'."""
+    if n < 10_000:
+        return f"{n:,} bytes"
+    value, unit = (n / 1e6, "MB") if n >= 1_000_000 else (n / 1e3, "kB")
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
 def _seeds(folder: Path, max_bytes: int, warn: Warn) -> Iterator[_Seed]:
