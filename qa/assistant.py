@@ -111,24 +111,32 @@ class Assistant:
         s = self.settings
         with self.store.lock(), _handover(s.build_switch_interval):
             stats = _scan(s.seeds_dir)  # before reading: a file changed after this looks stale later, never fresh
-            skipped: dict[str, str] = {}
-            documents = load_documents(s.seeds_dir, s.max_file_bytes, self.warn, skipped)
             stored, reason = self._stored()
+            # an update costs what changed: a file whose size and mtime are the indexed ones is not read again
+            known = {f.source: f for f in (*stored.documents, *stored.skipped)} if stored else {}
+            unread = frozenset(src for src, st in stats.items() if src in known and (known[src].size, known[src].mtime_ns) == st)
+            skipped: dict[str, str] = {}
+            documents = load_documents(s.seeds_dir, s.max_file_bytes, self.warn, skipped, unread)
             old = {d.source: d for d in stored.documents} if stored else {}
+            kept = unread & old.keys()
             fresh = [d for d in documents if d.source not in old or old[d.source].sha256 != d.sha256]
-            removed = sorted(set(old) - {d.source for d in documents})
-            skipped_files = [SkippedFile(src, sha, *stats.get(src, (0, 0))) for src, sha in sorted(skipped.items())]
+            removed = sorted(set(old) - {d.source for d in documents} - kept)
+            skipped_files = sorted(
+                [SkippedFile(src, sha, *stats.get(src, (0, 0))) for src, sha in skipped.items()]
+                + [f for f in (stored.skipped if stored else ()) if f.source in unread],
+                key=lambda f: f.source,
+            )
             upserts, units_embedded = self._embed(fresh, stats, progress)
             changes = Changes(upserts, removed, skipped_files, rebuild=stored is None)
             if changes.rebuild or upserts or removed or tuple(skipped_files) != stored.skipped:
                 stored = self.store.update(s.index_key(), changes)
         added = sum(d.source not in old for d in fresh)
         return IndexReport(
-            files=len(documents),
+            files=len(documents) + len(kept),
             added=added,
             changed=len(fresh) - added,
             removed=len(removed),
-            unchanged=len(documents) - len(fresh),
+            unchanged=len(documents) + len(kept) - len(fresh),
             chunks=stored.chunks,
             chunks_embedded=sum(len(x.chunks) for x in upserts),
             sentences_embedded=units_embedded,

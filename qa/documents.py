@@ -108,14 +108,17 @@ def _bytes(n: int) -> str:
     return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
-def _seeds(folder: Path, max_bytes: int, warn: Warn) -> Iterator[_Seed]:
-    """Every text-suffixed file under `folder`, read by `_read_bytes`: the one way qa reads the seeds folder."""
+def _seeds(folder: Path, max_bytes: int, warn: Warn, unread: frozenset[str] = frozenset()) -> Iterator[_Seed]:
+    """Every text-suffixed file under `folder` but the `unread` sources, read by `_read_bytes`: the one way qa
+    reads the seeds folder."""
     root = folder.resolve()
     for path in seed_files(folder, warn):
         source = path.relative_to(folder).as_posix()
         suffix = path.suffix.lower()
         if suffix not in TEXT_SUFFIXES:
             warn(f"skipped {source}: only {', '.join(TEXT_SUFFIXES)} files are indexed")
+            continue
+        if source in unread:
             continue
         try:
             yield _Seed(source, suffix, _read_bytes(root, path, max_bytes))
@@ -223,8 +226,11 @@ def _docx_text(data: bytes) -> str:
     return "\n".join(p.text for p in document.paragraphs)
 
 
-def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, str] | None = None) -> list[Document]:
-    """All readable `.txt`/`.md`/`.html`/`.pdf`/`.docx` files under `folder`, with `source` relative to it.
+def load_documents(
+    folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, str] | None = None, unread: frozenset[str] = frozenset()
+) -> list[Document]:
+    """All readable `.txt`/`.md`/`.html`/`.pdf`/`.docx` files under `folder`, with `source` relative to it, but
+    the `unread` sources (files an update knows to be unchanged), which are neither read nor reported.
 
     Text files that cannot be indexed are reported through `warn` and, if given, recorded in `skipped`
     (source -> `content_hashes` value) so that an unchanged bad file does not make the index look stale.
@@ -235,7 +241,7 @@ def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, 
     if not folder.is_dir():
         raise CorpusError(f"seeds folder {folder} does not exist; create it and put .txt or .md files in it")
     documents = []
-    for seed in _seeds(folder, max_bytes, warn):
+    for seed in _seeds(folder, max_bytes, warn, unread):
         reason = seed.reason
         if seed.data is not None:
             try:
@@ -246,7 +252,7 @@ def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, 
         warn(f"skipped {seed.source}: {reason}")
         if skipped is not None:
             skipped[seed.source] = seed.sha256
-    if not documents:
+    if not documents and not unread:
         raise CorpusError(f"no readable .txt, .md, .html, .pdf or .docx files in {folder}; add some and run `qa index`")
     return documents
 
