@@ -63,7 +63,8 @@ class Settings:
     #: Seconds Python lets one thread hold its lock while a build runs (its default is 0.005): a build splitting
     #: text in Python would otherwise keep a question waiting that long each time it takes the lock back.
     build_switch_interval: float = 0.0005
-    #: Answers computed at once across the page, the API and MCP; more wait (see web.py's QUEUE_SIZE).
+    #: Answers computed at once across the page, the API and MCP; more wait (web.py's QUEUE_SIZE). Questions
+    #: that meet at the model share one call (Embedder.encode_query), so a few at once are cheaper per question.
     ask_concurrency: int = 16
 
     def __post_init__(self) -> None:

@@ -458,7 +458,7 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
     def open_source(request: gr.Request) -> str:
         return source_html(assistant, dict(request.query_params))
 
-    def ask(question: str, history: list[str] | None = None, sources: list[str] | None = None, request: gr.Request = None) -> dict:
+    def ask(question: str, history: list[str] | None = None, sources: list[str] | None = None, request: gr.Request | None = None) -> dict | str:
         """Answer a question from the local documents with verbatim, cited quotations, or say that they do not answer it.
 
         Quote each citation's `quote` word for word and cite its `source` and `line`. When `answered` is false the
