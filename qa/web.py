@@ -211,8 +211,12 @@ def _sentence(message: str) -> str:
 
 
 def report_line(report: IndexReport) -> str:
+    """'indexed 3 files, 14 chunks in 2.1 s (1 added, ...)', or 'the index is up to date (...)' when nothing changed."""
+    counts = f"{report.files} file{'s' * (report.files != 1)}, {report.chunks} chunk{'s' * (report.chunks != 1)}"
+    if not (report.added or report.changed or report.removed):
+        return f"the index is up to date ({counts}; nothing changed)"
     return (
-        f"indexed {report.files} files, {report.chunks} chunks in {report.seconds:.1f} s "
+        f"indexed {counts} in {report.seconds:.1f} s "
         f"({report.added} added, {report.changed} changed, {report.removed} removed, {report.unchanged} unchanged)"
     )
 
