@@ -4,6 +4,7 @@
                                                 #   on 2 cores, ~19 cached: the 10^4 build embeds 67k texts, ~11 min)
     .venv/bin/python bench/bench.py --quick     # seeds, 10^2, 10^3 built; 10^5 synthesised (~10 min)
     .venv/bin/python bench/bench.py --backends  # + torch vs onnx (QA_BACKEND): speed, agreement, eval
+    .venv/bin/python bench/bench.py --load      # the chat quiet, during a 5,000-chunk build, beside a busy process
 
 Limits, measured in the same process as the figure they divide, interleaved with it because this class of
 host changes speed 3-4x from minute to minute:
@@ -106,7 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update-sizes", default="1e3,1e4,1e5", help="sizes for --updates: built ones first, then synthetic")
     p.add_argument("--update-rounds", type=int, default=3, help="one-file updates timed per size")
     p.add_argument("--reuse", type=Path, help="with --updates: copy the built corpora and indexes of this earlier --work folder")
-    args = p.parse_args(argv)
+    p.add_argument("--load", action="store_true", help="only the chat under load: quiet, during a build, beside a busy process (bench/busy.py)")
+    args, rest = p.parse_known_args(argv)
+    if args.load:  # its own options (--rounds, --seconds, ...) pass through
+        import busy
+
+        return busy.main(rest + (["--work", str(args.work)] if args.work else []))
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
 
     sizes = (args.sizes or ("seeds,1e2,1e3" if args.quick else "seeds,1e2,1e3,1e4")).split(",")
     synth = [s for s in (args.synthetic if args.synthetic is not None else ("1e5" if args.quick else "1e5,1e6")).split(",") if s]

@@ -34,7 +34,7 @@ def _raw_encoder(embedder, batch_size: int = 64):
     if embedder.backend == "torch":
         st = model.st
         return lambda texts: st.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    return lambda texts: model.encode(texts, batch_size)
+    return lambda texts: model.encode(texts, batch_size, embedder.build_threads)
 
 
 def build(a: dict) -> dict:
@@ -459,7 +459,7 @@ def web_serve(a: dict) -> dict:
         url, _ = web.launch(app, "127.0.0.1", int(a["port"]))
     else:
         _, url, _ = app.queue().launch(server_name="127.0.0.1", server_port=int(a["port"]), prevent_thread_lock=True, quiet=True)
-    print(json.dumps({"url": url, "concurrency": getattr(web, "ASK_CONCURRENCY", None)}), flush=True)
+    print(json.dumps({"url": url, "concurrency": assistant.settings.ask_concurrency}), flush=True)
     cpu = os.times()
     sys.stdin.read()
     used = os.times()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import threading
@@ -64,13 +65,37 @@ def _scan(folder: Path) -> dict[str, tuple[int, int]]:
     return stats
 
 
+_builds_running = 0
+_builds_lock = threading.Lock()
+_interval_before = 0.0
+
+
+@contextlib.contextmanager
+def _handover(interval: float):
+    """While any build runs, Python's lock changes hands every `interval` seconds at most (sys.setswitchinterval),
+    so a question's thread waits that long, not 5 ms, each time it takes the lock back from a build in Python."""
+    global _builds_running, _interval_before
+    with _builds_lock:
+        if _builds_running == 0:
+            _interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(interval, _interval_before))
+        _builds_running += 1
+    try:
+        yield
+    finally:
+        with _builds_lock:
+            _builds_running -= 1
+            if _builds_running == 0:
+                sys.setswitchinterval(_interval_before)
+
+
 class Assistant:
     """Index a seeds folder and answer questions from it with verbatim, cited quotations."""
 
     def __init__(self, settings: Settings | None = None, warn: Callable[[str], None] = _stderr):
         self.settings = settings or Settings()
         self.warn = warn
-        self.embedder = Embedder(self.settings.model, backend=self.settings.backend)
+        self.embedder = Embedder.from_settings(self.settings)
         self.chunker = Chunker(self.settings.chunk_tokens, self.settings.chunk_overlap, self.settings.encoding)
         self.store = open_store(self.settings.index_dir)
         self._live: _Live | None = None
@@ -84,26 +109,34 @@ class Assistant:
         """Bring the index up to date with seeds/: only added and changed files are embedded and written."""
         started = time.perf_counter()
         s = self.settings
-        with self.store.lock():
+        with self.store.lock(), _handover(s.build_switch_interval):
             stats = _scan(s.seeds_dir)  # before reading: a file changed after this looks stale later, never fresh
-            skipped: dict[str, str] = {}
-            documents = load_documents(s.seeds_dir, s.max_file_bytes, self.warn, skipped)
             stored, reason = self._stored()
+            # an update costs what changed: a file whose size and mtime are the indexed ones is not read again
+            known = {f.source: f for f in (*stored.documents, *stored.skipped)} if stored else {}
+            unread = frozenset(src for src, st in stats.items() if src in known and (known[src].size, known[src].mtime_ns) == st)
+            skipped: dict[str, str] = {}
+            documents = load_documents(s.seeds_dir, s.max_file_bytes, self.warn, skipped, unread)
             old = {d.source: d for d in stored.documents} if stored else {}
+            kept = unread & old.keys()
             fresh = [d for d in documents if d.source not in old or old[d.source].sha256 != d.sha256]
-            removed = sorted(set(old) - {d.source for d in documents})
-            skipped_files = [SkippedFile(src, sha, *stats.get(src, (0, 0))) for src, sha in sorted(skipped.items())]
+            removed = sorted(set(old) - {d.source for d in documents} - kept)
+            skipped_files = sorted(
+                [SkippedFile(src, sha, *stats.get(src, (0, 0))) for src, sha in skipped.items()]
+                + [f for f in (stored.skipped if stored else ()) if f.source in unread],
+                key=lambda f: f.source,
+            )
             upserts, units_embedded = self._embed(fresh, stats, progress)
             changes = Changes(upserts, removed, skipped_files, rebuild=stored is None)
             if changes.rebuild or upserts or removed or tuple(skipped_files) != stored.skipped:
                 stored = self.store.update(s.index_key(), changes)
         added = sum(d.source not in old for d in fresh)
         return IndexReport(
-            files=len(documents),
+            files=len(documents) + len(kept),
             added=added,
             changed=len(fresh) - added,
             removed=len(removed),
-            unchanged=len(documents) - len(fresh),
+            unchanged=len(documents) + len(kept) - len(fresh),
             chunks=stored.chunks,
             chunks_embedded=sum(len(x.chunks) for x in upserts),
             sentences_embedded=units_embedded,

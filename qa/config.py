@@ -53,13 +53,26 @@ class Settings:
     direct_units: int = 20
     #: Below this confidence the answer is "the documents don't say".
     min_confidence: float = 0.5
+    #: Model threads for a question's encode (0: one per core). One short text gains little from a second
+    #: thread, and threads that meet at every layer all wait whenever one is descheduled by other work.
+    query_threads: int = 1
+    #: Model threads for a build's batches (0: one per core); they run on a thread of their own, niced below.
+    build_threads: int = 0
+    #: Niceness of that build thread (0-19; Linux, ignored elsewhere), so a question takes a core from a build.
+    build_nice: int = 10
+    #: Seconds Python lets one thread hold its lock while a build runs (its default is 0.005): a build splitting
+    #: text in Python would otherwise keep a question waiting that long each time it takes the lock back.
+    build_switch_interval: float = 0.0005
+    #: Answers computed at once across the page, the API and MCP; more wait (web.py's QUEUE_SIZE). Questions
+    #: that meet at the model share one call (Embedder.encode_query), so a few at once are cheaper per question.
+    ask_concurrency: int = 16
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
         if not str(self.index_dir).startswith(("postgresql://", "postgres://")):
             object.__setattr__(self, "index_dir", Path(self.index_dir))
         positive = ("chunk_tokens", "max_file_bytes", "batch_size", "top_k", "max_question_chars", "max_request_bytes",
-                    "max_upload_files", "retrieval_depth", "passages", "direct_units")
+                    "max_upload_files", "retrieval_depth", "passages", "direct_units", "ask_concurrency")
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1 (got {getattr(self, name)})")
@@ -71,6 +84,13 @@ class Settings:
             raise SettingsError(f"history_turns must be 0 or more (got {self.history_turns})")
         if not 0.0 <= self.history_weight <= 1.0:
             raise SettingsError(f"history_weight must be between 0 and 1 (got {self.history_weight})")
+        for name in ("query_threads", "build_threads"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must be 0 (one per core) or more (got {getattr(self, name)})")
+        if not 0.0 < self.build_switch_interval <= 1.0:
+            raise SettingsError(f"build_switch_interval must be above 0 and at most 1 second (got {self.build_switch_interval})")
+        if not 0 <= self.build_nice <= 19:
+            raise SettingsError(f"build_nice must be between 0 and 19 (got {self.build_nice})")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise SettingsError(f"min_confidence must be between 0 and 1 (got {self.min_confidence})")
 

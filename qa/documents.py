@@ -94,17 +94,31 @@ def _read_bytes(root: Path, path: Path, max_bytes: int) -> bytes:
 
 def _check_size(size: int, max_bytes: int) -> None:
     if size > max_bytes:
-        raise ValueError(f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit (QA_MAX_FILE_BYTES)")
+        shown, limit = _bytes(size), _bytes(max_bytes)
+        if shown == limit:  # 20,000,001 bytes over 20 MB must not read "20 MB is over the 20 MB limit"
+            shown, limit = f"{size:,} bytes", f"{max_bytes:,} bytes"
+        raise ValueError(f"{shown} is over the {limit} limit (QA_MAX_FILE_BYTES)")
 
 
-def _seeds(folder: Path, max_bytes: int, warn: Warn) -> Iterator[_Seed]:
-    """Every text-suffixed file under `folder`, read by `_read_bytes`: the one way qa reads the seeds folder."""
+def _bytes(n: int) -> str:
+    """A size as people read it: 5000 -> '5,000 bytes', 48_213 -> '48.2 kB', 20_000_000 -> '20 MB'."""
+    if n < 10_000:
+        return f"{n:,} bytes"
+    value, unit = (n / 1e6, "MB") if n >= 1_000_000 else (n / 1e3, "kB")
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+
+
+def _seeds(folder: Path, max_bytes: int, warn: Warn, unread: frozenset[str] = frozenset()) -> Iterator[_Seed]:
+    """Every text-suffixed file under `folder` but the `unread` sources, read by `_read_bytes`: the one way qa
+    reads the seeds folder."""
     root = folder.resolve()
     for path in seed_files(folder, warn):
         source = path.relative_to(folder).as_posix()
         suffix = path.suffix.lower()
         if suffix not in TEXT_SUFFIXES:
             warn(f"skipped {source}: only {', '.join(TEXT_SUFFIXES)} files are indexed")
+            continue
+        if source in unread:
             continue
         try:
             yield _Seed(source, suffix, _read_bytes(root, path, max_bytes))
@@ -212,8 +226,11 @@ def _docx_text(data: bytes) -> str:
     return "\n".join(p.text for p in document.paragraphs)
 
 
-def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, str] | None = None) -> list[Document]:
-    """All readable `.txt`/`.md`/`.html`/`.pdf`/`.docx` files under `folder`, with `source` relative to it.
+def load_documents(
+    folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, str] | None = None, unread: frozenset[str] = frozenset()
+) -> list[Document]:
+    """All readable `.txt`/`.md`/`.html`/`.pdf`/`.docx` files under `folder`, with `source` relative to it, but
+    the `unread` sources (files an update knows to be unchanged), which are neither read nor reported.
 
     Text files that cannot be indexed are reported through `warn` and, if given, recorded in `skipped`
     (source -> `content_hashes` value) so that an unchanged bad file does not make the index look stale.
@@ -224,7 +241,7 @@ def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, 
     if not folder.is_dir():
         raise CorpusError(f"seeds folder {folder} does not exist; create it and put .txt or .md files in it")
     documents = []
-    for seed in _seeds(folder, max_bytes, warn):
+    for seed in _seeds(folder, max_bytes, warn, unread):
         reason = seed.reason
         if seed.data is not None:
             try:
@@ -235,7 +252,7 @@ def load_documents(folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, 
         warn(f"skipped {seed.source}: {reason}")
         if skipped is not None:
             skipped[seed.source] = seed.sha256
-    if not documents:
+    if not documents and not unread:
         raise CorpusError(f"no readable .txt, .md, .html, .pdf or .docx files in {folder}; add some and run `qa index`")
     return documents
 

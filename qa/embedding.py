@@ -16,15 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from .config import BACKENDS, PACKAGED_MODEL
+from .config import BACKENDS, PACKAGED_MODEL, Settings
 from .errors import SettingsError
 
 Progress = Callable[[int], None]
@@ -77,11 +79,34 @@ def _by_length(texts: list[str], batch_size: int, dimension: int, encode_batch: 
     return out
 
 
+def _torch_threads(n: int) -> None:
+    """Let torch's operations run on `n` threads when called from this thread: the OpenMP thread count is
+    kept per calling thread, so a build's thread and a question's each keep their own."""
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise this thread's niceness to `nice` (threads it starts inherit it). Linux only: elsewhere a thread id
+    passed to setpriority would name a process."""
+    if nice and sys.platform.startswith("linux"):
+        tid = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
+        except OSError:
+            pass  # a sandbox that forbids it: the build runs at the process's priority
+
+
 class _TorchModel:
     """sentence-transformers on PyTorch."""
 
-    def __init__(self, folder: str, threads: int | None):
-        import torch
+    def __init__(self, folder: str):
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
@@ -89,8 +114,6 @@ class _TorchModel:
         # unrecognized", "Loading weights" bars): transformers says only errors; qa's own lines say the rest.
         transformers_logging.set_verbosity_error()
         transformers_logging.disable_progress_bar()
-        if threads:
-            torch.set_num_threads(threads)
         self.st = SentenceTransformer(folder, device="cpu", local_files_only=True)
         self.dimension = int(self.st.get_embedding_dimension())
         self.window = int(self.st.max_seq_length)
@@ -98,10 +121,12 @@ class _TorchModel:
         self.query_prompt = self.st.prompts.get("query", "")
         self._graph = None  # the transformer traced for questions; False when tracing does not reproduce it
 
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, threads: int) -> np.ndarray:
+        _torch_threads(threads)
         return self.st.encode_document(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
-    def encode_query(self, texts: list[str]) -> np.ndarray:
+    def encode_query(self, texts: list[str], threads: int) -> np.ndarray:
+        _torch_threads(threads)
         if self._graph is None:
             self._graph = self._trace()
         if not self._graph:
@@ -157,9 +182,9 @@ class _TorchModel:
 class _OnnxModel:
     """The same transformer as an ONNX graph: tokenizer.json -> onnxruntime -> mean pooling -> unit vectors."""
 
-    def __init__(self, folder: str, onnx_file: Path, threads: int | None):
+    def __init__(self, folder: str, onnx_file: Path):
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError:
             raise SettingsError("the onnx backend needs `pip install 'qa[onnx]'` (onnxruntime); or use QA_BACKEND=torch") from None
         from tokenizers import Tokenizer
@@ -181,29 +206,41 @@ class _OnnxModel:
         self.tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.window)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.inter_op_num_threads = 1
-        # subtle: idle worker threads spin by default, stealing the CPU that BM25 and FAISS need next
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.onnx_file = onnx_file
+        self._sessions: dict[int, object] = {}
+        self._opening = threading.Lock()
 
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return self._encode([self.document_prompt + t for t in texts], batch_size)
+    def _session(self, threads: int):
+        """One onnxruntime session per thread count (a session's pool is fixed when it is made)."""
+        with self._opening:
+            if threads not in self._sessions:
+                import onnxruntime as ort
 
-    def encode_query(self, texts: list[str]) -> np.ndarray:
-        return self._encode([self.query_prompt + t for t in texts], 64)
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                # subtle: idle worker threads spin by default, stealing the CPU that BM25 and FAISS need next
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                self._sessions[threads] = ort.InferenceSession(str(self.onnx_file), options, providers=["CPUExecutionProvider"])
+            return self._sessions[threads]
 
-    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return _by_length(texts, batch_size, self.dimension, self._encode_batch)
+    def encode(self, texts: list[str], batch_size: int, threads: int) -> np.ndarray:
+        return self._encode([self.document_prompt + t for t in texts], batch_size, threads)
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+    def encode_query(self, texts: list[str], threads: int) -> np.ndarray:
+        return self._encode([self.query_prompt + t for t in texts], 64, threads)
+
+    def _encode(self, texts: list[str], batch_size: int, threads: int) -> np.ndarray:
+        session = self._session(threads)
+        return _by_length(texts, batch_size, self.dimension, lambda batch: self._encode_batch(session, batch))
+
+    def _encode_batch(self, session, texts: list[str]) -> np.ndarray:
         encoded = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
+        inputs = {i.name for i in session.get_inputs()}
+        hidden = session.run(None, {k: v for k, v in feed.items() if k in inputs})[0]
         summed = np.einsum("bsd,bs->bd", hidden, mask.astype(np.float32))
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
@@ -278,27 +315,55 @@ class SharedCalls:
 
 
 class Embedder:
-    """Loads the model on first use, so building the object costs nothing."""
+    """Loads the model on first use, so building the object costs nothing.
 
-    def __init__(self, model: str = "", threads: int | None = None, backend: str = "torch"):
+    Questions and builds get their own thread budgets (Settings.query_threads, build_threads, build_nice): a
+    question's encode runs on `query_threads` in the asking thread; a build's batches run on a thread of the
+    embedder's own, niced to `build_nice`, so that a question asked during a build gets a core at once.
+    """
+
+    def __init__(
+        self,
+        model: str = "",
+        backend: str = "torch",
+        *,
+        query_threads: int = Settings.query_threads,
+        build_threads: int = Settings.build_threads,
+        build_nice: int = Settings.build_nice,
+    ):
         if backend not in BACKENDS:
             raise SettingsError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
         self.model = model
-        self.threads = threads
         self.backend = backend
-        self.queries = SharedCalls(lambda texts: self._model.encode_query(texts))
+        self.query_threads = query_threads or _cores()
+        self.build_threads = build_threads or _cores()
+        self.build_nice = build_nice
+        self.queries = SharedCalls(lambda texts: self._model.encode_query(texts, self.query_threads))
+        self._builder: ThreadPoolExecutor | None = None
+        self._builder_made = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "Embedder":
+        return cls(s.model, s.backend, query_threads=s.query_threads, build_threads=s.build_threads, build_nice=s.build_nice)
 
     @cached_property
     def _model(self):
         path = model_path(self.model)
         try:
             if self.backend == "onnx":
-                return _OnnxModel(path, onnx_path(self.model), self.threads)
-            return _TorchModel(path, self.threads)
+                return _OnnxModel(path, onnx_path(self.model))
+            return _TorchModel(path)
         except (OSError, ValueError, KeyError) as e:
             raise SettingsError(
                 f"cannot load embedding model {path!r}: {e}. Set QA_MODEL to a sentence-transformers model folder"
             ) from None
+
+    def _build_thread(self) -> ThreadPoolExecutor:
+        """The one thread that runs build batches, at `build_nice`, made on the first build."""
+        with self._builder_made:
+            if self._builder is None:
+                self._builder = ThreadPoolExecutor(1, thread_name_prefix="qa-build", initializer=_lower_priority, initargs=(self.build_nice,))
+            return self._builder
 
     @property
     def dimension(self) -> int:
@@ -317,14 +382,14 @@ class Embedder:
         """Unit vectors, one row per text; `progress(n)` is called after each batch of n texts."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        model = self._model
+        model, builder = self._model, self._build_thread()
         # Sorting by length keeps padding small; the model sorts inside one call, we slice for progress.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         step = batch_size * 4
         for lo in range(0, len(texts), step):
             idx = order[lo : lo + step]
-            out[idx] = model.encode([texts[i] for i in idx], batch_size)
+            out[idx] = builder.submit(model.encode, [texts[i] for i in idx], batch_size, self.build_threads).result()
             if progress:
                 progress(len(idx))
         return out

@@ -26,10 +26,8 @@ from .documents import TEXT_SUFFIXES
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, SettingsError
 from .types import Answer, Citation, IndexReport, Passage
 
-#: Questions answered at the same time (per kind of event); the rest wait in the queue. Those that meet at the
-#: model share one call (Embedder.encode_query), so more at once is cheaper per question: 20 users got 59
-#: answers/s with 8, 80/s with 16, 72/s with 32 (20 s runs on seeds).
-ASK_CONCURRENCY = 16
+#: Calls waiting in gradio's queue, and questions waiting for a turn to be answered, before more are refused.
+QUEUE_SIZE = 64
 #: Characters of an over-long question echoed back in the chat.
 ECHO_CHARS = 300
 #: Sessions whose state gradio keeps (a raw API call is a session of its own); the oldest goes first. Each
@@ -213,8 +211,12 @@ def _sentence(message: str) -> str:
 
 
 def report_line(report: IndexReport) -> str:
+    """'indexed 3 files, 14 chunks in 2.1 s (1 added, ...)', or 'the index is up to date (...)' when nothing changed."""
+    counts = f"{report.files} file{'s' * (report.files != 1)}, {report.chunks} chunk{'s' * (report.chunks != 1)}"
+    if not (report.added or report.changed or report.removed):
+        return f"the index is up to date ({counts}; nothing changed)"
     return (
-        f"indexed {report.files} files, {report.chunks} chunks in {report.seconds:.1f} s "
+        f"indexed {counts} in {report.seconds:.1f} s "
         f"({report.added} added, {report.changed} changed, {report.removed} removed, {report.unchanged} unchanged)"
     )
 
@@ -304,6 +306,37 @@ def _check_text(name: str, text: str) -> None:
         raise refused(f"{name} holds a lone surrogate (U+{ord(text[e.start]):04X}) at character {e.start}, which is not text") from None
 
 
+class Turns:
+    """At most `size` questions answered at once, whichever way they came (the page, the /ask API, MCP), and at
+    most `waiting` waiting for a turn; one more is refused with a message rather than queued without bound.
+
+    Why: with --mcp, /ask runs outside gradio's queue (see build_app), so the queue's concurrency limit does not
+    hold it; this one does, for every path.
+    """
+
+    def __init__(self, size: int, waiting: int):
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self.size, self.max_waiting = size, waiting
+
+    @contextlib.contextmanager
+    def turn(self):
+        with self._lock:
+            if self._waiting >= self.max_waiting:
+                raise QAError(f"the server is busy ({self.size} questions being answered, {self._waiting} waiting); ask again in a moment")
+            self._waiting += 1
+        try:
+            self._slots.acquire()
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
 class CheckedBlocks(gr.Blocks):
     """gr.Blocks whose events may check their raw arguments before gradio keeps them.
 
@@ -329,7 +362,9 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
     """The page (chat, examples, index panel with a Rebuild button) and the /ask API, over one Assistant.
 
     With `mcp`, /ask is also an MCP tool, and answered outside gradio's queue: gradio's MCP server calls a
-    queued endpoint through a client of its own, which cannot log in when the server needs a login.
+    queued endpoint through a client of its own, which cannot log in when the server needs a login. Every
+    answer, the page's included, takes a turn of one `Turns` (Settings.ask_concurrency), so the limit holds
+    either way; the login is gradio's for the page and API and the Guard's for MCP.
     """
     try:
         sources = {d.source for d in assistant.status().index.documents}
@@ -337,6 +372,11 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
         sources = set()
     examples = example_questions(assistant.settings, sources)
     turns = assistant.settings.history_turns  # `asked` keeps only the questions a follow-up uses
+    answering = Turns(assistant.settings.ask_concurrency, QUEUE_SIZE)
+
+    def answer_in_turn(question: str, history: Sequence[str], sources: Sequence[str] | None) -> Answer:
+        with answering.turn():
+            return assistant.ask(question, history, sources)
 
     def reply(question: str, chat: list, asked: list[str], shown: dict, chosen: list[str] | None = None):
         """Echo the question at once, then answer it; `asked` holds this chat's last questions, raw, `shown`
@@ -347,7 +387,7 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
             chat.append({"role": "user", "content": _question_html(question)})
             yield "", chat, asked, shown
         try:
-            answer = assistant.ask(question, asked, chosen or None)
+            answer = answer_in_turn(question, asked, chosen or None)
         except QAError as e:
             chat.append({"role": "assistant", "content": f'<p class="qa-warn">{escape(_sentence(str(e)))}</p>'})
             yield "", chat, asked, shown
@@ -422,7 +462,7 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
     def open_source(request: gr.Request) -> str:
         return source_html(assistant, dict(request.query_params))
 
-    def ask(question: str, history: list[str] | None = None, sources: list[str] | None = None) -> dict:
+    def ask(question: str, history: list[str] | None = None, sources: list[str] | None = None, request: gr.Request | None = None) -> dict | str:
         """Answer a question from the local documents with verbatim, cited quotations, or say that they do not answer it.
 
         Quote each citation's `quote` word for word and cite its `source` and `line`. When `answered` is false the
@@ -434,12 +474,16 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
             sources: document file names (as the index lists them) to search within, the others ignored; null for all.
 
         Returns:
-            an object, as `qa ask --json` prints it: `answered` (true or false), `answer` (the best quotation, or a sentence saying the documents do not answer), `confidence` (0 to 1), `citations` (each a `quote` copied verbatim from a document, its `source` file, `line`, `start` and `end` character offsets into that file, `answer_span` offsets of the words that answer, and `score`), and `passages` (the closest passages, each with `source`, `line` and `text`).
+            a JSON object, as `qa ask --json` prints it: `answered` (true or false), `answer` (the best quotation, or a sentence saying the documents do not answer), `confidence` (0 to 1), `citations` (each a `quote` copied verbatim from a document, its `source` file, `line`, `start` and `end` character offsets into that file, `answer_span` offsets of the words that answer, and `score`), and `passages` (the closest passages, each with `source`, `line` and `text`).
         """
         try:
-            return assistant.ask(question, history or [], sources).to_dict()
+            answer = answer_in_turn(question, history or [], sources).to_dict()
         except QAError as e:
             raise refused(str(e)) from None
+        if request is not None and request.url.path.startswith(MCP_PATH):
+            # gradio's MCP server sends str() of what a tool returns: for a dict, a Python literal, not JSON
+            return json.dumps(answer, ensure_ascii=False)
+        return answer
 
     def check_ask(inputs: list) -> None:
         """/ask's raw arguments, each checked once, before gradio keeps them: (question, history, sources), the
@@ -737,7 +781,7 @@ def launch(
     )
     # gradio prints an MCP banner (and share-link notes) even when quiet; serve() says where things are
     with contextlib.redirect_stdout(io.StringIO()):
-        _, url, share_url = app.queue(default_concurrency_limit=ASK_CONCURRENCY, max_size=64).launch(
+        _, url, share_url = app.queue(default_concurrency_limit=s.ask_concurrency, max_size=QUEUE_SIZE).launch(
             server_name=bound,
             server_port=port,
             share=share,

@@ -90,6 +90,14 @@ def test_ask_json_and_jsonl(built):
     assert "empty" in out[2]["error"] and "not JSON" in out[3]["error"]
 
 
+def test_an_index_with_nothing_to_do_says_it_is_up_to_date(built):
+    seeds, index = built
+    result = qa("index", "--seeds", str(seeds), "--index", str(index))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("the index is up to date (3 files, ") and "nothing changed" in result.stdout
+    assert "MB" not in result.stdout + result.stderr
+
+
 def test_stale_index_is_reported(built, tmp_path):
     seeds, index = built
     copy = tmp_path / "seeds"
@@ -128,7 +136,7 @@ def test_nothing_is_fetched_from_the_network(tmp_path):
     env = {k: v for k, v in ENV.items() if k != "HF_HUB_OFFLINE"}  # even without the offline flag
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=180)
     assert result.returncode == 0, result.stderr
-    assert "indexed 1 files" in result.stdout
+    assert "indexed 1 file, 1 chunk in" in result.stdout
 
 
 def test_text_that_is_not_utf8_is_one_error_and_the_stream_goes_on(built):

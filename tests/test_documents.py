@@ -146,7 +146,7 @@ def test_a_named_pipe_a_device_link_and_an_oversized_file_are_skipped_without_ha
     assert "skipped x.txt: a named pipe, not a regular file" in text
     assert "skipped pipe-link.txt: a named pipe, not a regular file" in text
     assert "skipped zero.txt: a link to /dev/zero, outside the seeds folder" in text
-    assert "skipped big.txt: 0.0 MB is over the 0 MB limit" in text
+    assert "skipped big.txt: 5,000 bytes is over the 1,000 bytes limit" in text
     assert dict(hashes)["x.txt"] == dict(hashes)["big.txt"] == ""
 
 

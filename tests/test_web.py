@@ -335,7 +335,7 @@ def test_serve_builds_a_missing_index_listens_on_loopback_and_watches(tmp_path):
     watchdog.start()
     try:
         lines = [server.stdout.readline() for _ in range(3)]
-        assert lines[0].startswith("qa: indexed 1 files"), (lines, log.seek(0), log.read())
+        assert lines[0].startswith("qa: indexed 1 file, "), (lines, log.seek(0), log.read())
         url = lines[1].split(" at ")[1].split()[0]
         assert url.startswith("http://127.0.0.1:") and "watching" in lines[1]
         client = Client(url, verbose=False)

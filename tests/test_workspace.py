@@ -217,3 +217,76 @@ def test_a_removed_document_leaves_the_index_and_its_file_goes_to_the_trash(tmp_
         with pytest.raises(QAError, match="not an indexed document"):
             assistant.remove_document(bad)
     assert (seeds / "volcano.txt").exists()
+
+
+# -- updates cost what changed ------------------------------------------------------------------------------------
+
+
+def test_an_update_reads_only_the_files_whose_size_or_mtime_moved(tmp_path, embedder):
+    """A file with the indexed size and mtime is not read again, however many there are: proven by one rewritten
+    to the same length with its mtime put back, which the update does not see, while a touched file is read
+    (and found the same) and an edited one is embedded again. A refused file is reported once, not every update."""
+    assistant = make_assistant(tmp_path, embedder, files={**TOY, "blob.txt": b"\x00\x01binary"})
+    assistant.index()
+    assert sum("skipped blob.txt: binary file" in m for m in assistant.messages) == 1
+    seeds = assistant.settings.seeds_dir
+
+    volcano = seeds / "volcano.txt"
+    before = volcano.stat()
+    volcano.write_text(TOY["volcano.txt"].replace("Sicily", "Sicilx"), encoding="utf-8")
+    os.utime(volcano, ns=(before.st_atime_ns, before.st_mtime_ns))
+    bees = seeds / "notes" / "bees.md"
+    os.utime(bees, ns=(bees.stat().st_atime_ns, bees.stat().st_mtime_ns + 10**9))
+    report = assistant.index()
+    assert (report.files, report.added, report.changed, report.removed, report.unchanged) == (3, 0, 0, 0, 3)
+    assert report.chunks_embedded == 0
+    assert "Sicily" in assistant.ask("Where is Mount Etna?").answer  # the index still holds what it read
+    assert sum("blob.txt" in m for m in assistant.messages) == 1
+
+    (seeds / "jackson.txt").write_text("The city of Jackson is the capital of Mississippi.\n", encoding="utf-8")
+    (seeds / "blob.txt").unlink()
+    report = assistant.index()
+    assert (report.files, report.changed, report.unchanged, report.chunks_embedded) == (3, 1, 2, 1)
+    assert "Mississippi" in assistant.ask("What is Jackson the capital of?").answer
+    assert assistant.status().index.skipped == () and not assistant.staleness()
+
+
+def test_questions_are_answered_while_a_build_embeds_on_its_own_niced_thread(tmp_path, embedder):
+    """A build paused between two of its batches (its progress callback waits) holds the index lock; a question
+    asked then is answered from the last commit. Meanwhile the batches run on the embedder's build thread at
+    build_nice, and Python hands its lock over every build_switch_interval, put back when the build ends."""
+    import sys
+    import threading
+
+    many = "".join(f"Line {i} of the ledger records a delivery of {i} crates of pears.\n" for i in range(40))
+    assistant = make_assistant(tmp_path, embedder, batch_size=8)  # batches of 32 texts: the ledger takes several
+    assistant.index()
+    (assistant.settings.seeds_dir / "ledger.txt").write_text(many, encoding="utf-8")
+    paused, go_on, seen = threading.Event(), threading.Event(), {}
+    interval_before = sys.getswitchinterval()
+
+    def progress(done: int, total: int) -> None:
+        if 0 < done < total and not paused.is_set():
+            builders = [t for t in threading.enumerate() if t.name.startswith("qa-build")]
+            seen["nice"] = [os.getpriority(os.PRIO_PROCESS, t.native_id) for t in builders]
+            seen["interval"] = sys.getswitchinterval()
+            paused.set()
+            go_on.wait(120)
+
+    reports = []
+    build = threading.Thread(target=lambda: reports.append(assistant.index(progress)))
+    build.start()
+    try:
+        assert paused.wait(300), "the build never reached its second batch"
+        answer = assistant.ask("How many eggs does the queen lay a day?")
+        assert answer.answered and "1,500 eggs" in answer.answer
+        assert "ledger.txt" not in {d.source for d in assistant.status().index.documents}
+    finally:
+        go_on.set()
+        build.join(300)
+    s = assistant.settings
+    assert seen["nice"] and all(n >= s.build_nice for n in seen["nice"])
+    assert seen["interval"] == pytest.approx(min(s.build_switch_interval, interval_before))
+    assert sys.getswitchinterval() == interval_before
+    assert reports and reports[0].added == 1
+    assert "ledger.txt" in {d.source for d in assistant.status().index.documents}
