@@ -468,6 +468,11 @@ def _texts_and_vectors(level: str, u: IndexedDocument) -> tuple[list[str], np.nd
     return [c.text for c in u.chunks], u.chunk_vectors
 
 
+def _idf(n: int, df: int) -> float:
+    """BM25 idf as bm25s's lucene variant: ln(1 + (N - df + 0.5) / (df + 0.5))."""
+    return float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+
+
 class PgSnapshot(Snapshot):
     """One commit of the database index: a read-only repeatable-read transaction, held while the snapshot
     is in use. Its documents are numbered 0.. in order of source, as the folder store numbers them (so ties
@@ -656,31 +661,80 @@ class PgSnapshot(Snapshot):
 
     def search_lexical(self, level: str, weights: Mapping[str, float], k: int, sources: Collection[str] | None = None) -> Hits:
         """BM25 in SQL over the term postings: idf ln(1 + (N - df + 0.5) / (df + 0.5)) times
-        tf / (tf + k1 (1 - b + b length / average length)), as bm25s computes it; best first, ties by id."""
+        tf / (tf + k1 (1 - b + b length / average length)), as bm25s computes it; best first, ties by id.
+
+        Exact top k with MaxScore pruning: a term adds less than weight * idf to any row (its tf factor is
+        below 1), so once k rows score θ, a row holding none of the rarer terms cannot reach θ when the
+        commoner terms' bounds sum below it; only rows holding a rarer ("essential") term are scored, and
+        the long postings of common terms are probed for those rows instead of read whole. The first round
+        takes the rarest terms (postings about k), its k-th score θ bounds the true one from below, and a
+        second round, if needed, uses the essential terms that θ calls for."""
         n, total = self._stats[level]
         docs = self._sources_db(sources)
         if not weights or not n or docs == []:
             return self._hits(level, [], k)
-        where = "" if docs is None else f"WHERE (t.unit >> {POSITION_BITS}) = ANY(%(docs)s)"
+        df = self._df(level, list(weights))
+        present = [t for t in weights if df.get(t)]
+        if not present:
+            return self._hits(level, [], k)
+        bound = {t: weights[t] * _idf(n, df[t]) for t in present}
+        by_bound = sorted(present, key=lambda t: -bound[t])
+        essential, postings = [], 0
+        for t in by_bound:
+            essential.append(t)
+            postings += df[t]
+            if postings >= k:
+                break
+        params = {
+            "terms": list(weights), "weights": [float(w) for w in weights.values()], "n": float(n),
+            "c1": K1 * (1 - B), "c2": K1 * B / (total / n), "k": int(k), "docs": docs,
+        }
+        if min(weights.values()) <= 0:  # a negative weight could lift a row that holds no essential term
+            essential = present
+        while True:
+            rows = self._bm25(level, params, None if len(essential) == len(present) else essential)
+            if len(essential) == len(present):
+                return self._hits(level, rows, k)
+            theta = float(rows[k - 1][1]) * (1 - 1e-6) if len(rows) >= k else 0.0
+            rest, needed = 0.0, []
+            for t in reversed(by_bound):  # the commonest terms are left out while their bounds sum below θ
+                if needed or rest + bound[t] >= theta:
+                    needed.append(t)
+                else:
+                    rest += bound[t]
+            if set(needed) <= set(essential):
+                return self._hits(level, rows, k)
+            essential = needed
+
+    def _bm25(self, level: str, params: dict, essential: list[str] | None) -> list[tuple]:
+        """(id, score) of the best k rows and every row tied with the k-th: among all rows holding a query term
+        (essential None), else among those holding an essential one, each scored over all its query terms."""
         table = _TABLES[level]
+        where = "" if params["docs"] is None else f"AND (t.unit >> {POSITION_BITS}) = ANY(%(docs)s)"
+        if essential is None:
+            scored = f"w JOIN {table}_postings t USING (term) WHERE true {where}"
+        else:
+            scored = f"""(SELECT DISTINCT t.unit FROM {table}_postings t WHERE t.term = ANY(%(essential)s) {where}) c
+                         JOIN {table}_postings t ON t.unit = c.unit AND t.term = ANY(%(terms)s) JOIN w USING (term)"""
         # float8 throughout, and idf once per term: numeric arithmetic per posting costs several times the scan;
         # scores ranked as float4, the folder store's precision, with every row tied with the k-th
-        rows = self._fetch(
+        return self._fetch(
             f"""WITH q(term, weight) AS (SELECT * FROM unnest(%(terms)s::text[], %(weights)s::float8[])),
                 w AS (SELECT term, weight * ln(1 + (%(n)s - df + 0.5) / (df + 0.5)) AS w FROM q JOIN {table}_terms USING (term))
                 SELECT t.unit, sum(w.w * t.tf / (t.tf + %(c1)s + %(c2)s * t.length))::float4 AS score
-                FROM w JOIN {table}_postings t USING (term) {where}
+                FROM {scored}
                 GROUP BY t.unit HAVING sum(w.w) > 0 ORDER BY score DESC FETCH FIRST %(k)s ROWS WITH TIES""",
-            {"terms": list(weights), "weights": [float(w) for w in weights.values()], "n": float(n),
-             "c1": K1 * (1 - B), "c2": K1 * B / (total / n), "k": int(k), "docs": docs},
+            params | {"essential": essential},
         )
-        return self._hits(level, rows, k)
+
+    def _df(self, level: str, terms: list[str]) -> dict[str, int]:
+        """Document frequencies of `terms` at this snapshot (0 for a term no row holds), cached with it."""
+        sql = f"SELECT q.term, coalesce(d.df, 0) FROM unnest(%s::text[]) q(term) LEFT JOIN {_TABLES[level]}_terms d USING (term)"
+        return dict(zip(terms, self._cached(f"df {level}", terms, sql)))
 
     def idf(self, level: str, terms: Collection[str]) -> dict[str, float]:
         n = self._stats[level][0]
-        terms = list(terms)
-        df = dict(self._fetch(f"SELECT term, df FROM {_TABLES[level]}_terms WHERE term = ANY(%s)", (terms,)))
-        return {t: float(np.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))) for t in terms}
+        return {t: _idf(n, df) for t, df in self._df(level, list(terms)).items()}
 
     def terms(self, level: str, ids: Sequence[int] | np.ndarray) -> list[frozenset[str]]:
         db = self._to_db(level, ids)

@@ -93,6 +93,32 @@ def test_bm25_in_sql_scores_and_ranks_as_bm25s(store):
     assert [set(t) for t in snapshot.terms(UNITS, range(len(texts)))] == [set(tokenize(t)) for t in texts]
 
 
+def test_bm25_top_k_is_exact_when_rows_holding_only_common_terms_are_skipped(store):
+    """The top k comes from rows holding a rare term, common terms probed for those rows only (MaxScore):
+    still the exact top k of bm25s, whatever k, for questions mixing common and rare terms and weights."""
+    files = {p.name: p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))}
+    docs = indexed(files)
+    store.update(KEY, Changes(upserts=docs))
+    snapshot = store.open(KEY)
+    texts = [u.text for d in docs for u in d.units]
+    counts: dict[str, int] = {}
+    for t in texts:
+        for term in set(tokenize(t)):
+            counts[term] = counts.get(term, 0) + 1
+    by_df = sorted(counts, key=lambda t: (-counts[t], t))
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        terms = [*rng.choice(by_df[:20], 2, replace=False), *rng.choice(by_df[20:], 2, replace=False)]
+        weights = {str(t): float(rng.choice([0.3, 1.0, 2.0])) for t in terms}
+        expected = sum(w * bm25s_scores(texts, [t]) for t, w in weights.items())
+        for k in (1, 3, 10, 40):
+            hits = snapshot.search_lexical(UNITS, weights, k)
+            best = np.sort(expected[expected > 0])[::-1][:k]
+            assert len(hits.ids) == len(best)
+            assert np.allclose(hits.scores, best, rtol=1e-5)
+            assert np.allclose(expected[hits.ids], hits.scores, rtol=1e-5)
+
+
 def test_records_map_back_verbatim_and_chunks_hold_their_units(store):
     docs = indexed(TOY)
     store.update(KEY, Changes(upserts=docs))
@@ -424,6 +450,16 @@ def test_two_processes_on_one_database_both_see_each_commit(tmp_path, embedder, 
     (builder.settings.seeds_dir / "volcano.txt").write_text("Mount Etna is an active volcano. It is about 3,403 metres high.\n")
     builder.index()
     assert "3,403" in server.ask("How high is Mount Etna?").answer
+
+
+def test_the_chat_page_serves_an_index_in_postgresql(tmp_path, embedder, pg_url):
+    """`qa serve --index postgresql://...` builds its page (feedback.jsonl then goes beside the seeds folder)."""
+    from qa.web import build_app
+
+    assistant = assistant_at(tmp_path, embedder, pg_url)
+    assistant.index()
+    app = build_app(assistant)
+    assert app.settings.index_dir == pg_url and "3,357" in assistant.ask("How high is Mount Etna?").answer
 
 
 # -- failures at the command line: one qa: line, a non-zero exit, nothing written ------------------------------------
