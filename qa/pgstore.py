@@ -36,7 +36,7 @@ from .store import CHUNKS, UNITS, IndexStore, Snapshot, mismatch
 from .types import CHUNK_ROW, KINDS, UNIT_ROW, Changes, DocumentStatus, Document, Hits, IndexedDocument, IndexStatus, SkippedFile
 
 #: Format of the tables; a database holding another one is rebuilt by `qa index`, refused by readers.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: rows outside the HNSW graph until merged
 #: Position bits of a row id: a document holds up to 2^24 units (the 20 MB file limit stays far below).
 POSITION_BITS = 24
 #: Up to this many rows a dense search reads them all, exactly (as the folder store's flat index): about the time
@@ -44,6 +44,10 @@ POSITION_BITS = 24
 EXACT_LIMIT = 20_000
 #: HNSW graph degree and build breadth (the folder store's M and EF_CONSTRUCTION).
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 200
+#: Rows an update adds stay out of the HNSW graph (searched exactly, beside it) until this many of a level are
+#: waiting, then join it in one statement: linking a row into a large graph is most of a small update's cost
+#: and grows with the graph, while scanning this many rows costs a fraction of one HNSW search.
+UNMERGED_LIMIT = 2_000
 #: Seconds to wait for a server before saying it cannot be reached.
 CONNECT_TIMEOUT = 10
 #: A rebuild that must change the tables waits this long for readers' snapshots to let go of them.
@@ -52,6 +56,8 @@ DDL_LOCK_TIMEOUT = "5s"
 LOCK_KEY = int.from_bytes(b"qa-index", "big")
 #: Document texts a snapshot keeps after reading them for a citation, and rows (offsets, terms) of each kind.
 TEXT_CACHE, ROW_CACHE = 256, 200_000
+#: Vectors a snapshot keeps (d = 384: 1.5 kB each).
+VECTOR_CACHE = 20_000
 _TABLES = {UNITS: "qa_units", CHUNKS: "qa_chunks"}
 
 
@@ -157,10 +163,10 @@ def _schema(dimension: int) -> list[str]:
         f"""CREATE TABLE qa_units (
             id bigint PRIMARY KEY, start int NOT NULL, "end" int NOT NULL, kind smallint NOT NULL,
             context_start int NOT NULL, context_end int NOT NULL, length int NOT NULL,
-            embedding vector({dimension}) NOT NULL)""",
+            embedding vector({dimension}) NOT NULL, merged boolean NOT NULL)""",
         f"""CREATE TABLE qa_chunks (
             id bigint PRIMARY KEY, start int NOT NULL, "end" int NOT NULL, first bigint NOT NULL,
-            last bigint NOT NULL, length int NOT NULL, embedding vector({dimension}) NOT NULL)""",
+            last bigint NOT NULL, length int NOT NULL, embedding vector({dimension}) NOT NULL, merged boolean NOT NULL)""",
     ]
     for table in _TABLES.values():
         statements.append(
@@ -178,7 +184,8 @@ def _search_indexes() -> list[str]:
     for table in _TABLES.values():
         statements += [
             f"""CREATE INDEX {table}_embedding ON {table} USING hnsw (embedding vector_ip_ops)
-                WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})""",
+                WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE merged""",
+            f"CREATE INDEX {table}_unmerged ON {table} (id) WHERE NOT merged",
             # (term, unit): a term's postings in id order, so "does document d hold t" is one range probe
             f"CREATE INDEX {table}_postings_term ON {table}_postings (term, unit) INCLUDE (tf, length)",
         ]
@@ -340,7 +347,9 @@ class PgStore(IndexStore):
                 _vector_types(conn, self.url, create=True)
                 fresh = self._prepare(key, changes)
                 self._delete([*changes.removed, *(u.document.source for u in changes.upserts)])
-                self._insert(changes.upserts)
+                self._insert(changes.upserts, merged=fresh)
+                if not fresh:
+                    self._merge()
                 if fresh:
                     for statement in _search_indexes():
                         conn.execute(statement)
@@ -418,12 +427,21 @@ class PgStore(IndexStore):
             conn.execute(f"DELETE FROM {table}_postings p USING {r} WHERE p.unit >= r.lo AND p.unit < r.hi", ranges)
             conn.execute("UPDATE qa_stats SET texts = texts - %s, length = length - %s WHERE level = %s", (texts, length, level))
 
-    def _insert(self, upserts: list[IndexedDocument]) -> None:
+    def _merge(self) -> None:
+        """Link a level's unmerged rows into its HNSW graph once more than UNMERGED_LIMIT of them wait."""
+        for table in _TABLES.values():
+            waiting = self._writer.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE NOT merged LIMIT %s) w", (UNMERGED_LIMIT + 1,))
+            if waiting.fetchone()[0] > UNMERGED_LIMIT:
+                self._writer.execute(f"UPDATE {table} SET merged = true WHERE NOT merged")
+
+    def _insert(self, upserts: list[IndexedDocument], merged: bool) -> None:
         """All new files' rows in one COPY per table (a first build of 10^4 files is then a few statements, not
-        10^5), their terms' document frequencies added, the statistics moved."""
+        10^5), their terms' document frequencies added, the statistics moved. Rows go in `merged` (into the
+        HNSW graph) for a first build, whose graph is built after them, or when there are many."""
         conn = self._writer
         if not upserts:
             return
+        merged = merged or sum(len(u.chunks) for u in upserts) > UNMERGED_LIMIT
         numbers = [n for (n,) in conn.execute("SELECT nextval('qa_document_ids') FROM generate_series(1, %s)", (len(upserts),))]
         with conn.cursor().copy("COPY qa_documents FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "text", "text", "int8", "int8", "int4", "int4", "text", "int4[]"])
@@ -434,14 +452,14 @@ class PgStore(IndexStore):
         types = {UNITS: ["int8", "int4", "int4", "int2", "int4", "int4"], CHUNKS: ["int8", "int4", "int4", "int8", "int8"]}
         for level, table in _TABLES.items():
             postings, total, count = [], 0, 0
-            with conn.cursor().copy(f"COPY {table} ({columns[level]}, length, embedding) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types([*types[level], "int4", "vector"])
+            with conn.cursor().copy(f"COPY {table} ({columns[level]}, length, embedding, merged) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([*types[level], "int4", "vector", "bool"])
                 for number, u in zip(numbers, upserts):
                     for row, text, vector in zip(_rows(level, number << POSITION_BITS, u), *_texts_and_vectors(level, u), strict=True):
                         length, unit_postings = _postings(row[0], text)
                         total, count = total + length, count + 1
                         postings += unit_postings
-                        copy.write_row((*row, length, np.asarray(vector, dtype=np.float32)))
+                        copy.write_row((*row, length, np.asarray(vector, dtype=np.float32), merged))
             with conn.cursor().copy(f"COPY {table}_postings (unit, term, tf, length) FROM STDIN") as copy:
                 copy.write(_tsv(postings))
             df: dict[str, int] = {}
@@ -583,9 +601,9 @@ class PgSnapshot(Snapshot):
     def size(self, level: str) -> int:
         return int(self._offsets[level][-1])
 
-    def _cached(self, name: str, db: list[int], sql: str) -> list:
-        """The values of database ids `db`, from this snapshot's cache (its rows never change) or one query for
-        those not in it: `sql` selects (id, value) for ids = ANY(%s)."""
+    def _cached(self, name: str, db: list[int], sql: str, limit: int = ROW_CACHE) -> list:
+        """The values of database ids `db`, from this snapshot's cache (its rows never change, up to `limit` of
+        them kept) or one query for those not in it: `sql` selects (id, value) for ids = ANY(%s)."""
         with self._lock:
             cache = self._cache.setdefault(name, OrderedDict())
             missing = [i for i in dict.fromkeys(db) if i not in cache]
@@ -593,7 +611,7 @@ class PgSnapshot(Snapshot):
         with self._lock:
             cache.update(found)
             values = [found[i] if i in found else cache.get(i) for i in db]
-            while len(cache) > ROW_CACHE:
+            while len(cache) > limit:
                 cache.popitem(last=False)
         return values
 
@@ -615,30 +633,34 @@ class PgSnapshot(Snapshot):
         return out
 
     def vectors(self, level: str, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Cached like rows: answering asks for the same units' vectors one window at a time."""
         db = self._to_db(level, ids)
-        found = dict(self._fetch(f"SELECT id, embedding FROM {_TABLES[level]} WHERE id = ANY(%s)", (db.tolist(),)))
-        if not found:
+        if not len(db):
             return np.zeros((0, self.status.dimension), dtype=np.float32)
-        return np.stack([found[i].to_numpy() for i in db.tolist()]).astype(np.float32, copy=False)
+        sql = f"SELECT id, embedding FROM {_TABLES[level]} WHERE id = ANY(%s)"
+        found = self._cached(f"vectors {level}", db.tolist(), sql, VECTOR_CACHE)
+        return np.stack([v.to_numpy() for v in found]).astype(np.float32, copy=False)
 
     def search_dense(self, level: str, vector: np.ndarray, k: int, sources: Collection[str] | None = None) -> Hits:
         """Exact while the rows searched are few (EXACT_LIMIT), HNSW beyond, with ef_search by size as the folder
         store, and iterative scans so that a filter by source, or rows deleted but not yet vacuumed, cannot
-        leave the result short of k."""
+        leave the result short of k. Rows not yet merged into the graph (UNMERGED_LIMIT) are scanned beside it."""
         table, vector = _TABLES[level], np.asarray(vector, dtype=np.float32)
         docs = self._sources_db(sources)
         rows_searched = self.size(level) if docs is None else self._rows_of(level, docs)
-        where = "" if docs is None else f"WHERE (id >> {POSITION_BITS}) = ANY(%(docs)s)"
         params = {"v": vector, "k": int(k), "docs": docs, "ef": str(ef_search(self.size(level)))}
         if rows_searched <= EXACT_LIMIT:
+            where = ""
             if docs is not None:  # read only those documents' id ranges
                 where = "JOIN unnest(%(lo)s::bigint[], %(hi)s::bigint[]) r(lo, hi) ON id >= r.lo AND id < r.hi"
                 params |= {"lo": [d << POSITION_BITS for d in docs], "hi": [(d + 1) << POSITION_BITS for d in docs]}
             sql = f"""WITH scored AS MATERIALIZED (SELECT id, embedding <#> %(v)s AS distance FROM {table} {where})
                       SELECT id, (-distance)::float4 AS score FROM scored ORDER BY score DESC FETCH FIRST %(k)s ROWS WITH TIES"""
             return self._hits(level, self._fetch(sql, params), k)
+        of_docs = "" if docs is None else f"AND (id >> {POSITION_BITS}) = ANY(%(docs)s)"
         rows = self._fetch(
-            f"SELECT id, -(embedding <#> %(v)s) FROM {table} {where} ORDER BY embedding <#> %(v)s LIMIT %(k)s",
+            f"""(SELECT id, -(embedding <#> %(v)s) FROM {table} WHERE merged {of_docs} ORDER BY embedding <#> %(v)s LIMIT %(k)s)
+                UNION ALL (SELECT id, -(embedding <#> %(v)s) FROM {table} WHERE NOT merged {of_docs} ORDER BY 2 DESC LIMIT %(k)s)""",
             params,
             # the planner may still prefer a full scan of a table that is small for its cost model: HNSW it is
             local="""SELECT set_config('hnsw.ef_search', %(ef)s, true), set_config('hnsw.iterative_scan', 'strict_order', true),

