@@ -406,8 +406,7 @@ class Bench:
             finally:
                 qa.pgstore.ef_search = chosen_ef
             out["ef_search"] = chosen_ef(n)
-        for snap in snaps.values():
-            snap.close()
+        snaps["postgresql"].close()
         return out
 
 

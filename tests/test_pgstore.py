@@ -93,9 +93,9 @@ def test_bm25_in_sql_scores_and_ranks_as_bm25s(store):
     assert [set(t) for t in snapshot.terms(UNITS, range(len(texts)))] == [set(tokenize(t)) for t in texts]
 
 
-def test_bm25_top_k_is_exact_when_rows_holding_only_common_terms_are_skipped(store):
-    """The top k comes from rows holding a rare term, common terms probed for those rows only (MaxScore):
-    still the exact top k of bm25s, whatever k, for questions mixing common and rare terms and weights."""
+def test_bm25_top_k_is_bm25s_top_k_for_any_k_weights_and_mix_of_common_and_rare_terms(store):
+    """The postings summed outside SQL give bm25s's scores, and the top k (every row tied with the k-th kept
+    until ties break by id) whatever k, for questions mixing common and rare terms with weights."""
     files = {p.name: p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))}
     docs = indexed(files)
     store.update(KEY, Changes(upserts=docs))
