@@ -56,6 +56,8 @@ DDL_LOCK_TIMEOUT = "5s"
 LOCK_KEY = int.from_bytes(b"qa-index", "big")
 #: Document texts a snapshot keeps after reading them for a citation, and rows (offsets, terms) of each kind.
 TEXT_CACHE, ROW_CACHE = 256, 200_000
+#: A lookup missing at most READ_AHEAD_MISSES rows also reads the READ_AHEAD rows either side of each.
+READ_AHEAD, READ_AHEAD_MISSES = 12, 4
 #: Vectors a snapshot keeps (d = 384: 1.5 kB each).
 VECTOR_CACHE = 20_000
 _TABLES = {UNITS: "qa_units", CHUNKS: "qa_chunks"}
@@ -605,12 +607,18 @@ class PgSnapshot(Snapshot):
     def size(self, level: str) -> int:
         return int(self._offsets[level][-1])
 
-    def _cached(self, name: str, db: list[int], sql: str, limit: int = ROW_CACHE) -> list:
+    def _cached(self, name: str, db: list, sql: str, limit: int = ROW_CACHE, ahead: bool = False) -> list:
         """The values of database ids `db`, from this snapshot's cache (its rows never change, up to `limit` of
-        them kept) or one query for those not in it: `sql` selects (id, value) for ids = ANY(%s)."""
+        them kept) or one query for those not in it: `sql` selects (id, value) for ids = ANY(%s). With `ahead`,
+        a few missing rows bring their READ_AHEAD neighbours of the same document along: answering reads a
+        window's units one by one, each a round trip otherwise."""
         with self._lock:
             cache = self._cache.setdefault(name, OrderedDict())
             missing = [i for i in dict.fromkeys(db) if i not in cache]
+        if ahead and 0 < len(missing) <= READ_AHEAD_MISSES:
+            position = (1 << POSITION_BITS) - 1
+            near = (range(i - min(READ_AHEAD, i & position), i + READ_AHEAD + 1) for i in missing)
+            missing = list(dict.fromkeys(j for r in near for j in r if j not in cache))
         found = dict(self._fetch(sql, (missing,))) if missing else {}
         with self._lock:
             cache.update(found)
@@ -627,7 +635,7 @@ class PgSnapshot(Snapshot):
         db = self._to_db(level, ids)
         columns = 'start, "end", kind, context_start, context_end' if level == UNITS else 'start, "end", first, last'
         sql = f"SELECT id, ARRAY[{columns}]::bigint[] FROM {_TABLES[level]} WHERE id = ANY(%s)"
-        values = np.array(self._cached(f"rows {level}", db.tolist(), sql), dtype=np.int64)
+        values = np.array(self._cached(f"rows {level}", db.tolist(), sql, ahead=True), dtype=np.int64)
         out["document"] = self._local_documents(db >> POSITION_BITS)
         out["start"], out["end"] = values[:, 0], values[:, 1]
         if level == UNITS:
@@ -642,7 +650,7 @@ class PgSnapshot(Snapshot):
         if not len(db):
             return np.zeros((0, self.status.dimension), dtype=np.float32)
         sql = f"SELECT id, embedding FROM {_TABLES[level]} WHERE id = ANY(%s)"
-        found = self._cached(f"vectors {level}", db.tolist(), sql, VECTOR_CACHE)
+        found = self._cached(f"vectors {level}", db.tolist(), sql, VECTOR_CACHE, ahead=True)
         return np.stack([v.to_numpy() for v in found]).astype(np.float32, copy=False)
 
     def search_dense(self, level: str, vector: np.ndarray, k: int, sources: Collection[str] | None = None) -> Hits:
@@ -732,7 +740,7 @@ class PgSnapshot(Snapshot):
     def terms(self, level: str, ids: Sequence[int] | np.ndarray) -> list[frozenset[str]]:
         db = self._to_db(level, ids)
         sql = f"SELECT unit, array_agg(term) FROM {_TABLES[level]}_postings WHERE unit = ANY(%s) GROUP BY unit"
-        return [frozenset(t or ()) for t in self._cached(f"terms {level}", db.tolist(), sql)]
+        return [frozenset(t or ()) for t in self._cached(f"terms {level}", db.tolist(), sql, ahead=True)]
 
     def documents_holding(self, terms: Collection[str], documents: Sequence[int] | np.ndarray) -> dict[str, set[int]]:
         documents = np.asarray(documents, dtype=np.int64)
