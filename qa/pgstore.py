@@ -5,8 +5,8 @@ for a Unix socket) picks it; psycopg is imported only then.
 Tables (all `qa_*`, in the connection's schema):
     qa_manifest             one row: format version, settings, dimension, built_at, skipped files, commit id
     qa_documents            id, source, sha256, size, mtime_ns, unit and chunk counts, text, page_starts
-    qa_units / qa_chunks    id, offsets, BM25 length, vector(d) under an HNSW index (inner product)
-    qa_*_postings           (unit, term, tf, length): BM25 scored in SQL with bm25s's formula and numbers
+    qa_units / qa_chunks    id, offsets, BM25 length, vector(d) under an HNSW index (inner product) once `merged`
+    qa_*_postings           (unit, term, tf, length): a question's postings, read by term, summed as bm25s does
     qa_*_terms              (term, df): document frequencies, kept with the postings by every update
     qa_stats                per level: rows and total BM25 length (N and the average length)
 A row's id in the database is `document << 24 | position`, so a document's rows are one id range (deleted by
