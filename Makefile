@@ -29,7 +29,7 @@ test-fast: install
 	$(BIN)/pytest -q -m "not browser and not server"
 
 bench: install
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py && $(BIN)/python bench/pg.py
 
 clean:
 	rm -rf $(VENV) index

@@ -1,12 +1,14 @@
-"""The PostgreSQL store at 10^3..10^5 chunks: HNSW build time and recall@10 against exact search, dense and BM25
-query times, and a one-file update, on synthetic rows (real chunk texts and vectors, copied and perturbed as
-bench/synthetic.py does: each synthetic chunk is also its own single unit).
+"""The PostgreSQL store beside the folder store, both in the same run: warm answer p50/p95 at seeds, 10^3, 10^4 and
+10^5 chunks (the last three synthetic rows, bench/synthetic.py), a one-file update (the store's side, and a whole
+`qa index`), recall@10 of the chunk search against an exact scan (all files, and a third of them: pgvector's
+iterative scan), and 20 users on one `qa serve` against two on the same database.
 
-    python bench/pg.py --rows 1000 100000            # a throwaway embedded PostgreSQL 18 + pgvector 0.8
-    python bench/pg.py --rows 100000 --url postgresql://qa@db/qa_bench   # a server of yours (its tables are replaced)
-    python bench/pg.py --answers          # warm answers at seeds size and a one-file update at ~10^3 chunks, both stores
+    python bench/pg.py                  # a throwaway embedded PostgreSQL 18 + pgvector 0.8; seeds,1e3,s1e3,1e4,1e5
+    python bench/pg.py --quick          # without 10^5 (whose two builds take most of the run)
+    python bench/pg.py --url postgresql://qa@db/postgres   # a server of yours (its qa_bench_* databases are replaced)
+    python bench/pg.py --sweep 1000 100000   # HNSW build time and recall@10 by ef_search and maintenance_work_mem
 
-Prints a table and one JSON line. Needs ../shared (or /work/shared) for the texts and questions.
+Prints tables and one JSON line. Needs ../shared (or /work/shared) for the texts and questions.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -203,103 +206,420 @@ class CachedEmbedder:
         return getattr(self._embedder, name)
 
 
-def answers(url: str, shared: Path, reps: int) -> dict:
-    """Both stores over the same folders: warm answer p50/p95 at seeds size (questions interleaved, so a swing of
-    the host hits both), and the time `qa index` takes after one file of a ~10^3-chunk corpus changes."""
-    import psycopg
-    from corpus import make_corpus
+#: Sizes of `python bench/pg.py`: built corpora, then synthetic rows copied from the 10^3 one's chunks.
+BUILT, SYNTHETIC = ("seeds", "1e3"), {"s1e3": 1_000, "1e4": 10_000, "1e5": 100_000}
 
-    from qa import Assistant, Settings
-    from qa.embedding import Embedder
 
-    embedder = CachedEmbedder(Embedder())
-    embedder.encode_query(["warm up"])
-    work = Path(tempfile.mkdtemp(prefix="qa-pg-bench-"))
-    admin = url
-    with psycopg.connect(admin, autocommit=True) as c:
-        for name in ("qa_bench_seeds", "qa_bench_1e3"):
-            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            c.execute(f"CREATE DATABASE {name}")
+class Bench:
+    """Both stores side by side on one embedded (or given) PostgreSQL, every figure measured in the same run."""
 
-    def database(name: str) -> str:
-        """The same server's URL, naming another database."""
+    def __init__(self, url: str, shared: Path, work: Path, reps: int):
+        from qa.embedding import Embedder
+
+        self.admin, self.shared, self.work, self.reps = url, shared, work, reps
+        self.embedder = CachedEmbedder(Embedder())
+        self.embedder.encode_query(["warm up"])
+        self.stores: dict[str, dict] = {}
+
+    def database(self, size: str) -> str:
+        """A fresh database on the server for `size`, and its URL."""
+        import psycopg
         from urllib.parse import urlsplit, urlunsplit
 
-        return urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
+        name = f"qa_bench_{size}"
+        with psycopg.connect(self.admin, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            c.execute(f"CREATE DATABASE {name}")
+            c.execute(f"ALTER DATABASE {name} SET maintenance_work_mem = '1GB'")  # as the README advises
+        return urlunsplit(urlsplit(self.admin)._replace(path=f"/{name}"))
 
-    def pair(seeds: Path, name: str) -> dict:
+    def assistants(self, seeds: Path, size: str) -> dict:
+        from qa import Assistant, Settings
+
         out = {}
-        for store, index in (("folder", work / f"{name}-index"), ("postgresql", database(f"qa_bench_{name}"))):
+        for store, index in (("folder", self.work / size / "index"), ("postgresql", self.database(size))):
             a = Assistant(Settings(seeds_dir=seeds, index_dir=index), warn=lambda m: None)
-            a.embedder = embedder
-            a.index()
+            a.embedder = self.embedder
             out[store] = a
+        self.stores[size] = out
         return out
 
-    questions = [json.loads(line) for line in (shared / "eval" / "seeds_dev.jsonl").read_text().splitlines() if line.strip()]
-    stores = pair(shared / "seeds", "seeds")
-    ms = {k: [] for k in stores}
-    for a in stores.values():
-        a.ask(questions[0]["q"])
-    for _ in range(reps):
-        for q in questions:
+    def built(self, size: str) -> dict:
+        """Index a real corpus into both stores (`qa index`), timed."""
+        from corpus import make_corpus
+
+        if size == "seeds":
+            seeds = self.shared / "seeds"
+        else:
+            seeds = self.work / size / "seeds"
+            make_corpus(seeds, int(float(size)), self.shared)
+        out = {}
+        for name, a in self.assistants(seeds, size).items():
+            t = time.perf_counter()
+            a.index()
+            out[f"build_{name}_s"] = round(time.perf_counter() - t, 1)
+        out["chunks"] = a.status().index.chunks
+        return out
+
+    def synthetic(self, size: str, n: int, pool: Path) -> dict:
+        """Write `n` synthetic rows (bench/synthetic.py) into both stores, timed; their files are the seeds folder."""
+        import synthetic
+
+        from qa import Settings
+        from qa.types import Changes
+
+        texts, vectors = synthetic.pool_of(pool)
+        seeds = self.work / size / "seeds"
+        docs = synthetic.documents(n, texts, vectors, seeds, np.random.default_rng(0))
+        out = {"chunks": n, "pool_chunks": len(texts)}
+        for name, a in self.assistants(seeds, size).items():
+            t = time.perf_counter()
+            with a.store.lock():
+                a.store.update(Settings().index_key(), Changes(docs, rebuild=True))
+            out[f"build_{name}_s"] = round(time.perf_counter() - t, 1)
+        return out
+
+    def answers(self, size: str, questions: list[dict]) -> dict:
+        """Warm answer p50/p95 of both stores, questions interleaved so that a swing of the host hits both."""
+        stores = self.stores[size]
+        ms = {k: [] for k in stores}
+        for a in stores.values():
+            for q in questions[:3]:
+                a.ask(q["q"], q.get("history", []))
+        for _ in range(self.reps):
+            for q in questions:
+                for name, a in stores.items():
+                    t = time.perf_counter()
+                    a.ask(q["q"], q.get("history", []))
+                    ms[name].append(1000 * (time.perf_counter() - t))
+        out = {}
+        for name, v in ms.items():
+            out[f"{name}_p50_ms"], out[f"{name}_p95_ms"] = percentiles(v)
+        out["p50_ratio"] = round(out["postgresql_p50_ms"] / out["folder_p50_ms"], 2)
+        out["p95_ratio"] = round(out["postgresql_p95_ms"] / out["folder_p95_ms"], 2)
+        return out
+
+    def reindex(self, size: str, rounds: int = 3) -> dict:
+        """`qa index` after one file changed (read, split, embedded and committed), each store 3 times."""
+        stores = self.stores[size]
+        seeds = next(iter(stores.values())).settings.seeds_dir
+        files = sorted(seeds.rglob("*.txt"))
+        target = files[len(files) // 2]
+        original = target.read_text(encoding="utf-8")
+        self.embedder.remember = False
+        out = {}
+        try:
+            for name, a in stores.items():
+                times = []
+                for i in range(rounds):
+                    target.write_text(original + f"\nThis file was changed {i} times for {name}.\n", encoding="utf-8")
+                    t = time.perf_counter()
+                    report = a.index()
+                    times.append(time.perf_counter() - t)
+                    assert report.changed == 1 and report.added == report.removed == 0
+                out[f"qa_index_{name}_s"] = round(statistics.median(times), 3)
+        finally:
+            self.embedder.remember = True
+            target.write_text(original, encoding="utf-8")
+            for a in stores.values():
+                a.index()
+        return out
+
+    def store_update(self, size: str, pool: Path, rounds: int = 5) -> dict:
+        """The store's side of a one-file update: the same 50-chunk file replacing one of the index's, timed around
+        `IndexStore.update` alone (no reading or embedding), each store `rounds` times, alternating."""
+        import synthetic
+        from dataclasses import replace
+
+        from qa import Settings
+        from qa.types import Changes
+
+        texts, vectors = synthetic.pool_of(pool)
+        scratch = self.work / "scratch"
+        changed = synthetic.documents(synthetic.ROWS_PER_DOCUMENT, texts, vectors, scratch, np.random.default_rng(7))[0]
+        stores = self.stores[size]
+        source = next(iter(stores.values())).status().index.documents
+        changed = replace(changed, document=replace(changed.document, source=source[len(source) // 2].source))
+        times: dict[str, list[float]] = {k: [] for k in stores}
+        for _ in range(rounds):
             for name, a in stores.items():
                 t = time.perf_counter()
-                a.ask(q["q"], q.get("history", []))
-                ms[name].append(1000 * (time.perf_counter() - t))
-    result = {f"seeds_{k}_p50_ms": percentiles(v)[0] for k, v in ms.items()} | {f"seeds_{k}_p95_ms": percentiles(v)[1] for k, v in ms.items()}
-    result["seeds_p50_ratio"] = round(result["seeds_postgresql_p50_ms"] / result["seeds_folder_p50_ms"], 2)
+                with a.store.lock():
+                    a.store.update(Settings().index_key(), Changes(upserts=[changed]))
+                times[name].append(time.perf_counter() - t)
+        for a in stores.values():  # the file on disk again, as before
+            a.index()
+        return {f"update_{name}_s": round(statistics.median(v), 3) for name, v in times.items()} | {
+            f"update_{name}_spread_s": [round(min(v), 3), round(max(v), 3)] for name, v in times.items()
+        }
 
-    corpus = work / "corpus"
-    make_corpus(corpus, 1_000, shared)
-    stores = pair(corpus, "1e3")
-    result["chunks_1e3"] = stores["folder"].status().index.chunks
-    embedder.remember = False
-    target = sorted(corpus.rglob("*.txt"))[len(list(corpus.rglob("*.txt"))) // 2]
-    original = target.read_text(encoding="utf-8")
-    for name, a in stores.items():
-        times = []
-        for i in range(3):
-            target.write_text(original + f"\nThis file was changed {i} times for {name}.\n", encoding="utf-8")
+    def recall(self, size: str, questions: list[dict], queries: int = 150) -> dict:
+        """recall@10 of each store's chunk search against an exact scan: the benchmark questions and noisy copies
+        of random rows, unfiltered and restricted to a random third of the files (past EXACT_LIMIT rows at 10^5:
+        HNSW with pgvector's iterative scan)."""
+        from qa import Settings
+        from qa.store import CHUNKS
+
+        stores = self.stores[size]
+        snaps = {name: a.store.open(Settings().index_key()) for name, a in stores.items()}
+        folder = snaps["folder"]
+        n = folder.size(CHUNKS)
+        stored = folder.vectors(CHUNKS, np.arange(n))
+        documents = folder.rows(CHUNKS, np.arange(n))["document"]
+        rng = np.random.default_rng(1)
+        copies = stored[rng.integers(0, n, queries)] + SIGMA * rng.standard_normal((queries, stored.shape[1]), dtype=np.float32)
+        asked = self.embedder.encode_query([q["q"] for q in questions])
+        vectors = np.concatenate([asked, copies / np.linalg.norm(copies, axis=1, keepdims=True)]).astype(np.float32)
+        files = len(folder.status.documents)
+        chosen = rng.choice(files, max(1, files // 3), replace=False)
+        sources = {folder.status.documents[d].source for d in chosen}
+        inside = np.isin(documents, chosen)
+        out = {}
+        for label, filter_, mask in (("all", None, None), ("third", sources, inside)):
+            scores = vectors @ stored.T
+            if mask is not None:
+                scores[:, ~mask] = -np.inf
+            truth = np.argsort(-scores, axis=1)[:, :10]
+            for name, snap in snaps.items():
+                found = [snap.search_dense(CHUNKS, v, 10, filter_).ids for v in vectors]
+                r = [len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth)]
+                out[f"recall_{label}_{name}"] = round(float(np.mean(r)), 4)
+                out[f"recall_{label}_{name}_questions"] = round(float(np.mean(r[: len(asked)])), 4)
+        import qa.pgstore
+
+        if n > qa.pgstore.EXACT_LIMIT:  # recall and search time of the PostgreSQL store by hnsw.ef_search
+            chosen_ef = qa.pgstore.ef_search
+            try:
+                for ef in (100, 200, 384, 600, 1000):
+                    qa.pgstore.ef_search = lambda rows, ef=ef: ef
+                    for label, filter_, mask in (("all", None, None), ("third", sources, inside)):
+                        scores = vectors @ stored.T
+                        if mask is not None:
+                            scores[:, ~mask] = -np.inf
+                        truth = np.argsort(-scores, axis=1)[:, :10]
+                        found, ms = [], []
+                        for v in vectors:
+                            t = time.perf_counter()
+                            found.append(snaps["postgresql"].search_dense(CHUNKS, v, 10, filter_).ids)
+                            ms.append(1000 * (time.perf_counter() - t))
+                        r = [len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth)]
+                        out[f"ef{ef}_{label}"] = [round(float(np.mean(r)), 4), round(float(np.mean(r[: len(asked)])), 4), percentiles(ms)[0]]
+            finally:
+                qa.pgstore.ef_search = chosen_ef
+            out["ef_search"] = chosen_ef(n)
+        snaps["postgresql"].close()
+        return out
+
+
+def scale(url: str, shared: Path, sizes: list[str], reps: int, work: Path) -> dict:
+    """Every size asked for, both stores: build, warm answers, updates (and recall where HNSW serves)."""
+    from corpus import questions
+
+    bench = Bench(url, shared, work, reps)
+    dev = [json.loads(line) for line in (shared / "eval" / "seeds_dev.jsonl").read_text().splitlines() if line.strip()]
+    asked = questions(shared, 50)
+    results: dict[str, dict] = {}
+    pool = None
+    for size in sizes:
+        print(f"[pg bench] {size}", file=sys.stderr, flush=True)
+        if size in BUILT:
+            r = bench.built(size)
+            r |= bench.answers(size, dev if size == "seeds" else asked)
+            if size != "seeds":
+                r |= bench.reindex(size)
+                pool = work / size / "index"
+        else:
+            if pool is None:
+                raise SystemExit("qa: synthetic sizes copy the rows of the 1e3 corpus: list 1e3 before them in --sizes")
+            r = bench.synthetic(size, SYNTHETIC[size], pool)
+            r |= bench.answers(size, asked)
+            r |= bench.reindex(size)
+            r |= bench.store_update(size, pool)
+            r |= bench.recall(size, asked)
+        results[size] = r
+        print(json.dumps({size: r}), file=sys.stderr, flush=True)
+    for a in (a for stores in bench.stores.values() for a in stores.values()):
+        if hasattr(a.store, "close"):
+            a.store.close()
+    return results
+
+
+def load(urls: list[str], users: int, seconds: float, questions: list[dict]) -> dict:
+    """`users` gradio_client users, user i on urls[i % len(urls)], each asking /ask one question after another
+    until time is up (as bench/worker.py's web load)."""
+    import threading
+
+    from gradio_client import Client
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    clients = [Client(urls[i % len(urls)], verbose=False, ssl_verify=False) for i in range(users)]
+    ready = threading.Barrier(users + 1)
+    deadline = [0.0]
+
+    def user(i: int) -> None:
+        k = i
+        ready.wait()
+        while time.perf_counter() < deadline[0]:
+            q = questions[k % len(questions)]
+            k += users
             t = time.perf_counter()
-            report = a.index()
-            times.append(time.perf_counter() - t)
-            assert report.changed == 1 and report.added == report.removed == 0
-        result[f"update_1e3_{name}_s"] = round(statistics.median(times), 2)
-    result["update_1e3_ratio"] = round(result["update_1e3_postgresql_s"] / result["update_1e3_folder_s"], 2)
-    return result
+            try:
+                clients[i].submit(q["q"], q.get("history", []), api_name="/ask").result(timeout=120)
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+            except Exception as e:  # noqa: BLE001 - a load test counts every kind of failure
+                with lock:
+                    errors.append(f"{type(e).__name__}: {e}"[:200])
+
+    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(users)]
+    for th in threads:
+        th.start()
+    start = time.perf_counter()
+    deadline[0] = start + seconds
+    ready.wait()
+    for th in threads:
+        th.join(timeout=seconds + 150)
+    elapsed = time.perf_counter() - start
+    ms = [1000 * x for x in latencies] or [0.0, 0.0]
+    p50, p95 = percentiles(ms if len(ms) > 1 else ms * 2)
+    return {"servers": len(urls), "users": users, "seconds": round(elapsed, 1), "answers": len(latencies),
+            "answers_per_s": round(len(latencies) / elapsed, 2), "p50_ms": p50, "p95_ms": p95, "errors": len(errors),
+            "error_samples": sorted(set(errors))[:3]}
+
+
+def serve_load(url: str, shared: Path, users: int, seconds: float) -> dict:
+    """`users` users on one `qa serve` of the seeds index in PostgreSQL, then on two `qa serve` processes of the same
+    database (users split between them), then on one again: real servers, real HTTP to /ask."""
+    import socket
+    import subprocess
+    import urllib.request
+    from urllib.parse import urlsplit, urlunsplit
+
+    from qa import Assistant, Settings
+
+    database = urlunsplit(urlsplit(url)._replace(path="/qa_bench_seeds"))
+    seeds = shared / "seeds"
+    Assistant(Settings(seeds_dir=seeds, index_dir=database), warn=lambda m: None).index()  # built by scale() already, or now
+    questions = [json.loads(line) for line in (shared / "eval" / "seeds_dev.jsonl").read_text().splitlines() if line.strip()]
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root), HF_HUB_OFFLINE="1")
+    servers: list[tuple[subprocess.Popen, str]] = []
+
+    def start() -> str:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        log = open(tempfile.mkstemp(prefix="qa-pg-serve-", suffix=".log")[1], "w")
+        proc = subprocess.Popen([sys.executable, "-m", "qa", "serve", "--seeds", str(seeds), "--index", database, "--port", str(port)],
+                                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        address = f"http://127.0.0.1:{port}/"
+        servers.append((proc, address))
+        deadline = time.perf_counter() + 300
+        while time.perf_counter() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"qa: `qa serve` exited with {proc.returncode} (see {log.name})")
+            try:
+                urllib.request.urlopen(address, timeout=5).read()
+                return address
+            except OSError:
+                time.sleep(1)
+        raise SystemExit(f"qa: `qa serve` did not answer within 300 s (see {log.name})")
+
+    try:
+        first = start()
+        load([first], 2, 5, questions)  # warm: the model, gradio's routes
+        runs = [load([first], users, seconds, questions)]
+        second = start()
+        load([second], 2, 5, questions)
+        runs.append(load([first, second], users, seconds, questions))
+        runs.append(load([first], users, seconds, questions))
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+        for proc, _ in servers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return {"one": runs[0], "two": runs[1], "one_again": runs[2],
+            "throughput_ratio": round(runs[1]["answers_per_s"] / ((runs[0]["answers_per_s"] + runs[2]["answers_per_s"]) / 2), 2)}
+
+
+def load_table(load: dict) -> str:
+    lines = ["| run | servers | users | answers/s | p50 ms | p95 ms | errors |", "|---|---|---|---|---|---|---|"]
+    for name in ("one", "two", "one_again"):
+        r = load[name]
+        lines.append(f"| {name} | {r['servers']} | {r['users']} | {r['answers_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['errors']} |")
+    lines.append(f"\ntwo servers / one (mean of both one-server runs): {load['throughput_ratio']}x answers/s")
+    return "\n".join(lines)
+
+
+def table(results: dict) -> str:
+    """The figures of `scale` as markdown rows, PostgreSQL beside the folder store."""
+    lines = ["| size | chunks | folder p50 / p95 ms | PostgreSQL p50 / p95 ms | p50 ratio | store update folder / pg s | qa index folder / pg s | recall@10 folder / pg (questions) | recall@10 a third of the files folder / pg |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for size, r in results.items():
+        get = lambda k: r.get(k, "–")  # noqa: E731
+        lines.append(
+            f"| {size} | {get('chunks')} | {get('folder_p50_ms')} / {get('folder_p95_ms')} | {get('postgresql_p50_ms')} / {get('postgresql_p95_ms')}"
+            f" | {get('p50_ratio')} | {get('update_folder_s')} / {get('update_postgresql_s')} | {get('qa_index_folder_s')} / {get('qa_index_postgresql_s')}"
+            f" | {get('recall_all_folder')} / {get('recall_all_postgresql')} ({get('recall_all_folder_questions')} / {get('recall_all_postgresql_questions')})"
+            f" | {get('recall_third_folder')} / {get('recall_third_postgresql')} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     from corpus import shared_dir
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    p.add_argument("--url", help="a PostgreSQL database to use (its qa_* tables are replaced)")
-    p.add_argument("--maintenance-work-mem", nargs="+", default=[""], help="e.g. 64MB 1GB ('' = the server's)")
-    p.add_argument("--answers", action="store_true", help="warm answers at seeds size and a one-file update, both stores")
-    p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--pool", type=int, default=1_000, help="chunks of the corpus whose texts and vectors the rows copy")
+    p.add_argument("--sizes", default="seeds,1e3,s1e3,1e4,1e5",
+                   help="seeds and 1e3 are built (1e3 first: its chunks seed the synthetic ones), s1e3/1e4/1e5 synthetic")
+    p.add_argument("--quick", action="store_true", help="seeds,1e3,s1e3,1e4 (no 10^5: its two builds take most of the run)")
+    p.add_argument("--reps", type=int, default=3, help="times each question is asked per size")
+    p.add_argument("--users", type=int, default=20, help="users of the one- and two-server load (0: none)")
+    p.add_argument("--seconds", type=float, default=45, help="seconds of each load run")
+    p.add_argument("--url", help="a PostgreSQL server to use (its qa_bench_* databases are replaced)")
+    p.add_argument("--work", type=Path, help="keep corpora and folder indexes here (default: a temp folder, removed)")
+    p.add_argument("--sweep", type=int, nargs="*", metavar="ROWS",
+                   help="instead: HNSW build time and recall@10 by ef_search at these row counts (e.g. 1000 100000)")
+    p.add_argument("--maintenance-work-mem", nargs="+", default=[""], help="with --sweep, e.g. 64MB 1GB ('' = the server's)")
+    p.add_argument("--pool", type=int, default=1_000, help="with --sweep, chunks of the corpus whose texts and vectors the rows copy")
     args = p.parse_args(argv)
-    if args.answers:
+    shared = shared_dir()
+    if args.sweep is not None:
+        texts, vectors, asked = pool(shared, args.pool)
+        rows = []
         with contextlib.nullcontext(args.url) if args.url else embedded_server() as url:
-            result = answers(url, shared_dir(), args.reps)
-        for k, v in result.items():
-            print(f"{k:32} {v}")
-        print(json.dumps({"pg_answers": result}))
+            for n in args.sweep or [1_000, 100_000]:
+                for mwm in args.maintenance_work_mem:
+                    rows.append(run(url, n, texts, vectors, asked, mwm or None))
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        header = list(rows[0])
+        print(" | ".join(header))
+        for r in rows:
+            print(" | ".join(str(r[h]) for h in header))
+        print(json.dumps({"pg": rows, "pool": len(texts)}))
         return 0
-    texts, vectors, asked = pool(shared_dir(), args.pool)
-    rows = []
-    with contextlib.nullcontext(args.url) if args.url else embedded_server() as url:
-        for n in args.rows:
-            for mwm in args.maintenance_work_mem:
-                rows.append(run(url, n, texts, vectors, asked, mwm or None))
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    header = list(rows[0])
-    print(" | ".join(header))
-    for r in rows:
-        print(" | ".join(str(r[h]) for h in header))
-    print(json.dumps({"pg": rows, "pool": len(texts)}))
+    sizes = "seeds,1e3,s1e3,1e4".split(",") if args.quick else args.sizes.split(",")
+    work = args.work or Path(tempfile.mkdtemp(prefix="qa-pg-bench-"))
+    started = time.perf_counter()
+    try:
+        with contextlib.nullcontext(args.url) if args.url else embedded_server() as url:
+            results = scale(url, shared, sizes, args.reps, work)
+            load = serve_load(url, shared, args.users, args.seconds) if args.users else {}
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    print("\nPostgreSQL store beside the folder store (bench/pg.py; s1e3/1e4/1e5 synthetic rows, bench/synthetic.py)")
+    print(table(results))
+    if load:
+        print("\nqa serve under load: users asking /ask back to back, one server vs two on the same database")
+        print(load_table(load))
+    print(f"\n{time.perf_counter() - started:.0f} s")
+    print(json.dumps({"pg_scale": results, "pg_serve": load}))
     return 0
 
 

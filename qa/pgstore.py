@@ -5,8 +5,8 @@ for a Unix socket) picks it; psycopg is imported only then.
 Tables (all `qa_*`, in the connection's schema):
     qa_manifest             one row: format version, settings, dimension, built_at, skipped files, commit id
     qa_documents            id, source, sha256, size, mtime_ns, unit and chunk counts, text, page_starts
-    qa_units / qa_chunks    id, offsets, BM25 length, vector(d) under an HNSW index (inner product)
-    qa_*_postings           (unit, term, tf, length): BM25 scored in SQL with bm25s's formula and numbers
+    qa_units / qa_chunks    id, offsets, BM25 length, vector(d) under an HNSW index (inner product) once `merged`
+    qa_*_postings           (unit, term, tf, length): a question's postings, read by term, summed as bm25s does
     qa_*_terms              (term, df): document frequencies, kept with the postings by every update
     qa_stats                per level: rows and total BM25 length (N and the average length)
 A row's id in the database is `document << 24 | position`, so a document's rows are one id range (deleted by
@@ -36,7 +36,7 @@ from .store import CHUNKS, UNITS, IndexStore, Snapshot, mismatch
 from .types import CHUNK_ROW, KINDS, UNIT_ROW, Changes, DocumentStatus, Document, Hits, IndexedDocument, IndexStatus, SkippedFile
 
 #: Format of the tables; a database holding another one is rebuilt by `qa index`, refused by readers.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: rows outside the HNSW graph until merged
 #: Position bits of a row id: a document holds up to 2^24 units (the 20 MB file limit stays far below).
 POSITION_BITS = 24
 #: Up to this many rows a dense search reads them all, exactly (as the folder store's flat index): about the time
@@ -44,6 +44,10 @@ POSITION_BITS = 24
 EXACT_LIMIT = 20_000
 #: HNSW graph degree and build breadth (the folder store's M and EF_CONSTRUCTION).
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 200
+#: Rows an update adds stay out of the HNSW graph (searched exactly, beside it) until this many of a level are
+#: waiting, then join it in one statement: linking a row into a large graph is most of a small update's cost
+#: and grows with the graph, while scanning this many rows costs a fraction of one HNSW search.
+UNMERGED_LIMIT = 2_000
 #: Seconds to wait for a server before saying it cannot be reached.
 CONNECT_TIMEOUT = 10
 #: A rebuild that must change the tables waits this long for readers' snapshots to let go of them.
@@ -52,6 +56,10 @@ DDL_LOCK_TIMEOUT = "5s"
 LOCK_KEY = int.from_bytes(b"qa-index", "big")
 #: Document texts a snapshot keeps after reading them for a citation, and rows (offsets, terms) of each kind.
 TEXT_CACHE, ROW_CACHE = 256, 200_000
+#: A lookup missing at most READ_AHEAD_MISSES rows also reads the READ_AHEAD rows either side of each.
+READ_AHEAD, READ_AHEAD_MISSES = 12, 4
+#: Vectors a snapshot keeps (d = 384: 1.5 kB each).
+VECTOR_CACHE = 20_000
 _TABLES = {UNITS: "qa_units", CHUNKS: "qa_chunks"}
 
 
@@ -157,10 +165,10 @@ def _schema(dimension: int) -> list[str]:
         f"""CREATE TABLE qa_units (
             id bigint PRIMARY KEY, start int NOT NULL, "end" int NOT NULL, kind smallint NOT NULL,
             context_start int NOT NULL, context_end int NOT NULL, length int NOT NULL,
-            embedding vector({dimension}) NOT NULL)""",
+            embedding vector({dimension}) NOT NULL, merged boolean NOT NULL)""",
         f"""CREATE TABLE qa_chunks (
             id bigint PRIMARY KEY, start int NOT NULL, "end" int NOT NULL, first bigint NOT NULL,
-            last bigint NOT NULL, length int NOT NULL, embedding vector({dimension}) NOT NULL)""",
+            last bigint NOT NULL, length int NOT NULL, embedding vector({dimension}) NOT NULL, merged boolean NOT NULL)""",
     ]
     for table in _TABLES.values():
         statements.append(
@@ -178,7 +186,8 @@ def _search_indexes() -> list[str]:
     for table in _TABLES.values():
         statements += [
             f"""CREATE INDEX {table}_embedding ON {table} USING hnsw (embedding vector_ip_ops)
-                WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})""",
+                WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE merged""",
+            f"CREATE INDEX {table}_unmerged ON {table} (id) WHERE NOT merged",
             # (term, unit): a term's postings in id order, so "does document d hold t" is one range probe
             f"CREATE INDEX {table}_postings_term ON {table}_postings (term, unit) INCLUDE (tf, length)",
         ]
@@ -340,7 +349,9 @@ class PgStore(IndexStore):
                 _vector_types(conn, self.url, create=True)
                 fresh = self._prepare(key, changes)
                 self._delete([*changes.removed, *(u.document.source for u in changes.upserts)])
-                self._insert(changes.upserts)
+                self._insert(changes.upserts, merged=fresh)
+                if not fresh:
+                    self._merge()
                 if fresh:
                     for statement in _search_indexes():
                         conn.execute(statement)
@@ -418,12 +429,21 @@ class PgStore(IndexStore):
             conn.execute(f"DELETE FROM {table}_postings p USING {r} WHERE p.unit >= r.lo AND p.unit < r.hi", ranges)
             conn.execute("UPDATE qa_stats SET texts = texts - %s, length = length - %s WHERE level = %s", (texts, length, level))
 
-    def _insert(self, upserts: list[IndexedDocument]) -> None:
+    def _merge(self) -> None:
+        """Link a level's unmerged rows into its HNSW graph once more than UNMERGED_LIMIT of them wait."""
+        for table in _TABLES.values():
+            waiting = self._writer.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE NOT merged LIMIT %s) w", (UNMERGED_LIMIT + 1,))
+            if waiting.fetchone()[0] > UNMERGED_LIMIT:
+                self._writer.execute(f"UPDATE {table} SET merged = true WHERE NOT merged")
+
+    def _insert(self, upserts: list[IndexedDocument], merged: bool) -> None:
         """All new files' rows in one COPY per table (a first build of 10^4 files is then a few statements, not
-        10^5), their terms' document frequencies added, the statistics moved."""
+        10^5), their terms' document frequencies added, the statistics moved. Rows go in `merged` (into the
+        HNSW graph) for a first build, whose graph is built after them, or when there are many."""
         conn = self._writer
         if not upserts:
             return
+        merged = merged or sum(len(u.chunks) for u in upserts) > UNMERGED_LIMIT
         numbers = [n for (n,) in conn.execute("SELECT nextval('qa_document_ids') FROM generate_series(1, %s)", (len(upserts),))]
         with conn.cursor().copy("COPY qa_documents FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "text", "text", "int8", "int8", "int4", "int4", "text", "int4[]"])
@@ -434,14 +454,14 @@ class PgStore(IndexStore):
         types = {UNITS: ["int8", "int4", "int4", "int2", "int4", "int4"], CHUNKS: ["int8", "int4", "int4", "int8", "int8"]}
         for level, table in _TABLES.items():
             postings, total, count = [], 0, 0
-            with conn.cursor().copy(f"COPY {table} ({columns[level]}, length, embedding) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types([*types[level], "int4", "vector"])
+            with conn.cursor().copy(f"COPY {table} ({columns[level]}, length, embedding, merged) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([*types[level], "int4", "vector", "bool"])
                 for number, u in zip(numbers, upserts):
                     for row, text, vector in zip(_rows(level, number << POSITION_BITS, u), *_texts_and_vectors(level, u), strict=True):
                         length, unit_postings = _postings(row[0], text)
                         total, count = total + length, count + 1
                         postings += unit_postings
-                        copy.write_row((*row, length, np.asarray(vector, dtype=np.float32)))
+                        copy.write_row((*row, length, np.asarray(vector, dtype=np.float32), merged))
             with conn.cursor().copy(f"COPY {table}_postings (unit, term, tf, length) FROM STDIN") as copy:
                 copy.write(_tsv(postings))
             df: dict[str, int] = {}
@@ -466,6 +486,15 @@ def _texts_and_vectors(level: str, u: IndexedDocument) -> tuple[list[str], np.nd
     if level == UNITS:
         return [x.text for x in u.units], u.unit_vectors
     return [c.text for c in u.chunks], u.chunk_vectors
+
+
+#: A posting as search_lexical packs it: unit, the term's place (from 1) in the question, tf, length; big-endian.
+_POSTING = np.dtype([("unit", ">i8"), ("term", ">i4"), ("tf", ">i4"), ("length", ">i4")])
+
+
+def _idf(n: int, df: int) -> float:
+    """BM25 idf as bm25s's lucene variant: ln(1 + (N - df + 0.5) / (df + 0.5))."""
+    return float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
 
 
 class PgSnapshot(Snapshot):
@@ -524,7 +553,7 @@ class PgSnapshot(Snapshot):
         wanted = set(sources)
         return [int(self._doc_ids[d]) for d, s in enumerate(self.status.documents) if s.source in wanted]
 
-    def _fetch(self, sql: str, params=(), local: str = "", reset: str = "") -> list[tuple]:
+    def _fetch(self, sql: str, params=(), local: str = "", reset: str = "", binary: bool = False) -> list[tuple]:
         """Rows of one query, after the transaction-local settings `local` (undone by `reset` after it). A lost
         connection (a restart, an idle-session timeout, a failover) is reopened once: a new transaction reads
         the same rows while the index is still at this snapshot's commit."""
@@ -535,7 +564,7 @@ class PgSnapshot(Snapshot):
                 try:
                     if local:
                         self._conn.execute(local, params)
-                    rows = self._conn.execute(sql, params).fetchall()
+                    rows = self._conn.execute(sql, params, binary=binary).fetchall()
                     if reset:
                         self._conn.execute(reset)
                     return rows
@@ -578,17 +607,23 @@ class PgSnapshot(Snapshot):
     def size(self, level: str) -> int:
         return int(self._offsets[level][-1])
 
-    def _cached(self, name: str, db: list[int], sql: str) -> list:
-        """The values of database ids `db`, from this snapshot's cache (its rows never change) or one query for
-        those not in it: `sql` selects (id, value) for ids = ANY(%s)."""
+    def _cached(self, name: str, db: list, sql: str, limit: int = ROW_CACHE, ahead: bool = False) -> list:
+        """The values of database ids `db`, from this snapshot's cache (its rows never change, up to `limit` of
+        them kept) or one query for those not in it: `sql` selects (id, value) for ids = ANY(%s). With `ahead`,
+        a few missing rows bring their READ_AHEAD neighbours of the same document along: answering reads a
+        window's units one by one, each a round trip otherwise."""
         with self._lock:
             cache = self._cache.setdefault(name, OrderedDict())
             missing = [i for i in dict.fromkeys(db) if i not in cache]
+        if ahead and 0 < len(missing) <= READ_AHEAD_MISSES:
+            position = (1 << POSITION_BITS) - 1
+            near = (range(i - min(READ_AHEAD, i & position), i + READ_AHEAD + 1) for i in missing)
+            missing = list(dict.fromkeys(j for r in near for j in r if j not in cache))
         found = dict(self._fetch(sql, (missing,))) if missing else {}
         with self._lock:
             cache.update(found)
             values = [found[i] if i in found else cache.get(i) for i in db]
-            while len(cache) > ROW_CACHE:
+            while len(cache) > limit:
                 cache.popitem(last=False)
         return values
 
@@ -600,7 +635,7 @@ class PgSnapshot(Snapshot):
         db = self._to_db(level, ids)
         columns = 'start, "end", kind, context_start, context_end' if level == UNITS else 'start, "end", first, last'
         sql = f"SELECT id, ARRAY[{columns}]::bigint[] FROM {_TABLES[level]} WHERE id = ANY(%s)"
-        values = np.array(self._cached(f"rows {level}", db.tolist(), sql), dtype=np.int64)
+        values = np.array(self._cached(f"rows {level}", db.tolist(), sql, ahead=True), dtype=np.int64)
         out["document"] = self._local_documents(db >> POSITION_BITS)
         out["start"], out["end"] = values[:, 0], values[:, 1]
         if level == UNITS:
@@ -610,30 +645,34 @@ class PgSnapshot(Snapshot):
         return out
 
     def vectors(self, level: str, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Cached like rows: answering asks for the same units' vectors one window at a time."""
         db = self._to_db(level, ids)
-        found = dict(self._fetch(f"SELECT id, embedding FROM {_TABLES[level]} WHERE id = ANY(%s)", (db.tolist(),)))
-        if not found:
+        if not len(db):
             return np.zeros((0, self.status.dimension), dtype=np.float32)
-        return np.stack([found[i].to_numpy() for i in db.tolist()]).astype(np.float32, copy=False)
+        sql = f"SELECT id, embedding FROM {_TABLES[level]} WHERE id = ANY(%s)"
+        found = self._cached(f"vectors {level}", db.tolist(), sql, VECTOR_CACHE, ahead=True)
+        return np.stack([v.to_numpy() for v in found]).astype(np.float32, copy=False)
 
     def search_dense(self, level: str, vector: np.ndarray, k: int, sources: Collection[str] | None = None) -> Hits:
         """Exact while the rows searched are few (EXACT_LIMIT), HNSW beyond, with ef_search by size as the folder
         store, and iterative scans so that a filter by source, or rows deleted but not yet vacuumed, cannot
-        leave the result short of k."""
+        leave the result short of k. Rows not yet merged into the graph (UNMERGED_LIMIT) are scanned beside it."""
         table, vector = _TABLES[level], np.asarray(vector, dtype=np.float32)
         docs = self._sources_db(sources)
         rows_searched = self.size(level) if docs is None else self._rows_of(level, docs)
-        where = "" if docs is None else f"WHERE (id >> {POSITION_BITS}) = ANY(%(docs)s)"
         params = {"v": vector, "k": int(k), "docs": docs, "ef": str(ef_search(self.size(level)))}
         if rows_searched <= EXACT_LIMIT:
+            where = ""
             if docs is not None:  # read only those documents' id ranges
                 where = "JOIN unnest(%(lo)s::bigint[], %(hi)s::bigint[]) r(lo, hi) ON id >= r.lo AND id < r.hi"
                 params |= {"lo": [d << POSITION_BITS for d in docs], "hi": [(d + 1) << POSITION_BITS for d in docs]}
             sql = f"""WITH scored AS MATERIALIZED (SELECT id, embedding <#> %(v)s AS distance FROM {table} {where})
                       SELECT id, (-distance)::float4 AS score FROM scored ORDER BY score DESC FETCH FIRST %(k)s ROWS WITH TIES"""
             return self._hits(level, self._fetch(sql, params), k)
+        of_docs = "" if docs is None else f"AND (id >> {POSITION_BITS}) = ANY(%(docs)s)"
         rows = self._fetch(
-            f"SELECT id, -(embedding <#> %(v)s) FROM {table} {where} ORDER BY embedding <#> %(v)s LIMIT %(k)s",
+            f"""(SELECT id, -(embedding <#> %(v)s) FROM {table} WHERE merged {of_docs} ORDER BY embedding <#> %(v)s LIMIT %(k)s)
+                UNION ALL (SELECT id, -(embedding <#> %(v)s) FROM {table} WHERE NOT merged {of_docs} ORDER BY 2 DESC LIMIT %(k)s)""",
             params,
             # the planner may still prefer a full scan of a table that is small for its cost model: HNSW it is
             local="""SELECT set_config('hnsw.ef_search', %(ef)s, true), set_config('hnsw.iterative_scan', 'strict_order', true),
@@ -655,37 +694,53 @@ class PgSnapshot(Snapshot):
         return Hits(ids[order], scores[order])
 
     def search_lexical(self, level: str, weights: Mapping[str, float], k: int, sources: Collection[str] | None = None) -> Hits:
-        """BM25 in SQL over the term postings: idf ln(1 + (N - df + 0.5) / (df + 0.5)) times
-        tf / (tf + k1 (1 - b + b length / average length)), as bm25s computes it; best first, ties by id."""
+        """BM25 over the term postings: idf ln(1 + (N - df + 0.5) / (df + 0.5)) times
+        tf / (tf + k1 (1 - b + b length / average length)), as bm25s computes it; best first, ties by id.
+
+        The database reads the question's postings (one index range per term) and sends them packed in one
+        bytea; they are summed per row here, in float64 as SQL would. Grouping them in SQL cost ~1 us a posting
+        (rows through a hash aggregate), and a question of common terms has 10^5 postings at 10^5 chunks."""
         n, total = self._stats[level]
         docs = self._sources_db(sources)
         if not weights or not n or docs == []:
             return self._hits(level, [], k)
-        where = "" if docs is None else f"WHERE (t.unit >> {POSITION_BITS}) = ANY(%(docs)s)"
-        table = _TABLES[level]
-        # float8 throughout, and idf once per term: numeric arithmetic per posting costs several times the scan;
-        # scores ranked as float4, the folder store's precision, with every row tied with the k-th
-        rows = self._fetch(
-            f"""WITH q(term, weight) AS (SELECT * FROM unnest(%(terms)s::text[], %(weights)s::float8[])),
-                w AS (SELECT term, weight * ln(1 + (%(n)s - df + 0.5) / (df + 0.5)) AS w FROM q JOIN {table}_terms USING (term))
-                SELECT t.unit, sum(w.w * t.tf / (t.tf + %(c1)s + %(c2)s * t.length))::float4 AS score
-                FROM w JOIN {table}_postings t USING (term) {where}
-                GROUP BY t.unit HAVING sum(w.w) > 0 ORDER BY score DESC FETCH FIRST %(k)s ROWS WITH TIES""",
-            {"terms": list(weights), "weights": [float(w) for w in weights.values()], "n": float(n),
-             "c1": K1 * (1 - B), "c2": K1 * B / (total / n), "k": int(k), "docs": docs},
+        terms = list(weights)
+        df = self._df(level, terms)
+        w = np.array([weights[t] * _idf(n, df[t]) if df[t] else 0.0 for t in terms], dtype=np.float64)
+        of_docs = "" if docs is None else f"WHERE (t.unit >> {POSITION_BITS}) = ANY(%(docs)s)"
+        ((packed,),) = self._fetch(
+            f"""SELECT string_agg(int8send(t.unit) || int4send(q.i::int4) || int4send(t.tf) || int4send(t.length), ''::bytea)
+                FROM unnest(%(terms)s::text[]) WITH ORDINALITY q(term, i) JOIN {_TABLES[level]}_postings t USING (term) {of_docs}""",
+            {"terms": terms, "docs": docs},
+            binary=True,
         )
-        return self._hits(level, rows, k)
+        if not packed:
+            return self._hits(level, [], k)
+        postings = np.frombuffer(packed, dtype=_POSTING)
+        units, row = np.unique(postings["unit"].astype(np.int64), return_inverse=True)
+        term_w = w[postings["term"].astype(np.int64) - 1]
+        tf = postings["tf"].astype(np.float64)
+        scores = np.bincount(row, term_w * tf / (tf + K1 * (1 - B) + K1 * B / (total / n) * postings["length"]), len(units))
+        kept = np.bincount(row, term_w, len(units)) > 0
+        units, scores = units[kept], scores[kept].astype(np.float32)  # ranked as float4, the folder store's precision
+        if len(scores) > k:  # every row tied with the k-th goes on, for _hits to break ties by id
+            top = np.partition(scores, len(scores) - k)[len(scores) - k]
+            units, scores = units[scores >= top], scores[scores >= top]
+        return self._hits(level, list(zip(units.tolist(), scores.tolist())), k)
+
+    def _df(self, level: str, terms: list[str]) -> dict[str, int]:
+        """Document frequencies of `terms` at this snapshot (0 for a term no row holds), cached with it."""
+        sql = f"SELECT q.term, coalesce(d.df, 0) FROM unnest(%s::text[]) q(term) LEFT JOIN {_TABLES[level]}_terms d USING (term)"
+        return dict(zip(terms, self._cached(f"df {level}", terms, sql)))
 
     def idf(self, level: str, terms: Collection[str]) -> dict[str, float]:
         n = self._stats[level][0]
-        terms = list(terms)
-        df = dict(self._fetch(f"SELECT term, df FROM {_TABLES[level]}_terms WHERE term = ANY(%s)", (terms,)))
-        return {t: float(np.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5))) for t in terms}
+        return {t: _idf(n, df) for t, df in self._df(level, list(terms)).items()}
 
     def terms(self, level: str, ids: Sequence[int] | np.ndarray) -> list[frozenset[str]]:
         db = self._to_db(level, ids)
         sql = f"SELECT unit, array_agg(term) FROM {_TABLES[level]}_postings WHERE unit = ANY(%s) GROUP BY unit"
-        return [frozenset(t or ()) for t in self._cached(f"terms {level}", db.tolist(), sql)]
+        return [frozenset(t or ()) for t in self._cached(f"terms {level}", db.tolist(), sql, ahead=True)]
 
     def documents_holding(self, terms: Collection[str], documents: Sequence[int] | np.ndarray) -> dict[str, set[int]]:
         documents = np.asarray(documents, dtype=np.int64)

@@ -399,7 +399,8 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
     def reply_to_example(chat: list, asked: list[str], shown: dict, chosen: list[str], evt: gr.SelectData):
         yield from reply(evt.value["text"], chat, asked, shown, chosen)
 
-    feedback = Feedback(assistant.settings.index_dir.with_name("feedback.jsonl"))
+    index = assistant.settings.index_dir  # a folder, or a postgresql:// URL: then beside the seeds folder
+    feedback = Feedback((index if isinstance(index, Path) else assistant.settings.seeds_dir).with_name("feedback.jsonl"))
 
     def judged(shown: dict, evt: gr.LikeData) -> None:
         record = (shown or {}).get(str(evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index))

