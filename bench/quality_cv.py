@@ -125,7 +125,7 @@ def first_windows(row: Row, raw: np.ndarray, k: int = 3) -> list[int]:
     return taken
 
 
-def fit_ranking(rows: list[Row], l2: float = 1e-3) -> np.ndarray:
+def fit_ranking(rows: list[Row], l2: float = 1e-4) -> np.ndarray:
     """Weights maximising the mean log-probability of the answer-holding windows under a softmax per question."""
     import torch
 
