@@ -56,6 +56,9 @@ class Row:
     right_source: np.ndarray
     words: np.ndarray
     spans: list  # (first, last) per window, for dropping windows that overlap a better one
+    question: str = ""
+    texts: tuple = ()  # (source, quote) per window, for --errors
+    answers: tuple = ()
 
 
 def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path) -> list[Row]:
@@ -71,10 +74,7 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path) -> list[R
     paragraphs = sorted({q.source or "" for q in questions})
     rows = []
     for q in questions:
-        history = list(q.history)[-assistant.settings.history_turns :]
-        vectors = assistant.embedder.encode_query([q.q, *history])
-        previous = assistant._previous_answer(live, history, vectors[1:]) if history else None
-        query, _ = assistant._follow_up(live, q.q, vectors[0], history, vectors[1:], previous)
+        query, _, previous = assistant._search_for(live, q.q, q.history, None)
         windows, X = extractor.features(q.q, query, live.retriever.search(query), previous)
         texts = []
         for w in windows:
@@ -86,7 +86,7 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path) -> list[R
         words = np.array([len(t.split()) for _, t in texts], dtype=float)
         shape = q.shape or ("unanswerable" if q.unanswerable else "plain")
         fold = f"{corpus}/{paragraphs.index(q.source) % FOLDS}" if corpus == "squad" else f"{corpus}/{q.source}"
-        rows.append(Row(corpus, fold, shape, q.unanswerable, bool(asked_kind(q.q)), X, y, source, words, [(w.first, w.last) for w in windows]))
+        rows.append(Row(corpus, fold, shape, q.unanswerable, bool(asked_kind(q.q)), X, y, source, words, [(w.first, w.last) for w in windows], q.q, tuple(texts), q.answers))
     return rows
 
 
@@ -125,7 +125,7 @@ def first_windows(row: Row, raw: np.ndarray, k: int = 3) -> list[int]:
     return taken
 
 
-def fit_ranking(rows: list[Row], l2: float = 1e-3) -> np.ndarray:
+def fit_ranking(rows: list[Row], l2: float = 1e-4) -> np.ndarray:
     """Weights maximising the mean log-probability of the answer-holding windows under a softmax per question."""
     import torch
 

@@ -5,12 +5,13 @@ verbatim span: the line that repeats the question's words and the next one that 
 Each window is scored by a linear function of evidence that needs no model call (FEATURES): its units', its
 passage's and its neighbours' cosine to the question (vectors from the index); the idf-weighted share of the
 question's terms found in it, around it, in the heading or table header it sits under, and in its document;
-whether it holds the kind of thing the question asks for (a number for "how many", a date for "when", a name
-for "who"), near the question's words, or an acronym's expansion; whether it says anything beyond the question;
-its size in words, whether it is a quoted older message (`> `), an update, a structure line; and for a
-follow-up, whether it is in the previous answer's document. Whether to answer at all is a second, logistic
-model (Answerability) over the best window's score, its lead over the runner-up and its evidence: the
-confidence; below Settings.min_confidence the assistant abstains.
+whether it holds the kind of thing the question asks for (a number for "how many", a date or clock time for
+"when", a name for "who", a phone number or an email address), near the question's words, or an acronym's
+expansion; whether it says anything beyond the question; its size in words, whether it is a quoted older message
+(`> `), an update, a structure line, whether it ends asking (a question from the floor, "parents asked
+whether...": the reply after it answers); and for a follow-up, whether it is in the previous answer's document.
+Whether to answer at all is a second, logistic model (Answerability) over the best window's score, its lead over
+the runner-up and its evidence: the confidence; below Settings.min_confidence the assistant abstains.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -38,9 +40,11 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_MONTH_ABBREVIATIONS = "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
 _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
 _DATE = re.compile(
-    rf"\b(?:(?:(?:{_DAYS}),?\s+)?(?:\d{{1,2}}\s+)?(?:{_MONTHS})(?:\s+\d{{1,2}})?(?:,?\s+\d{{4}})?"
+    rf"\b\d{{1,2}}(?::\d\d)?\s?(?:[ap]\.m\.|[ap]m\b)|\b\d{{1,2}}:\d\d\b"
+    rf"|\b(?:(?:(?:{_DAYS}),?\s+)?(?:\d{{1,2}}\s+)?(?:{_MONTHS}|(?:{_MONTH_ABBREVIATIONS})\.?)(?:\s+\d{{1,2}})?(?:,?\s+\d{{4}})?"
     rf"|\d{{4}}-\d{{2}}-\d{{2}}"
     rf"|(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)(?:\s+and\s+\d{{1,2}}(?:st|nd|rd|th))?\s+centur(?:y|ies)"
     rf"|(?:1[0-9]|20)\d{{2}}s?"
@@ -48,14 +52,20 @@ _DATE = re.compile(
 )
 _CALENDAR = re.compile(rf"^(?:{_MONTHS}|{_DAYS})$")
 _NAME = re.compile(r"\b[A-Z][\w’'.-]*(?:\s+(?:of|de|du|la|van|von|the|al|bin)?\s*[A-Z][\w’'.-]*)*")
-_PATTERNS = {"number": _NUMBER, "date": _DATE, "name": _NAME}
+_PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)\s?)?\d{2,5}(?:[\s.-]\d{2,5}){1,3}(?![\w-])")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PATTERNS = {"number": _NUMBER, "date": _DATE, "name": _NAME, "phone": _PHONE, "email": _EMAIL}
 
 _ASKS_NUMBER = re.compile(
     r"\b(how (many|much|old|long|far|large|big|tall|often|high|heavy|fast|wide|deep)"
     r"|what (percentage|percent|age|number|amount|proportion|share|fraction))\b",
     re.IGNORECASE,
 )
-_ASKS_DATE = re.compile(r"\b(when|(what|which) (year|date|day|month|century|decade|era))\b", re.IGNORECASE)
+_ASKS_DATE = re.compile(
+    r"\b(when|(what|which) (year|date|day|month|century|decade|era|time)|how (late|early|soon))\b", re.IGNORECASE
+)
+_ASKS_PHONE = re.compile(r"\b(phone|telephone|mobile|cell|fax)( number)?\b|\bnumber to call\b", re.IGNORECASE)
+_ASKS_EMAIL = re.compile(r"\be-?mail( address)?\b", re.IGNORECASE)
 #: Nouns after "what"/"which" whose answer is a proper name: "Which team ...", "What city ...".
 _NAMED_THINGS = (
     "city|cities|country|countries|state|states|nation|team|teams|club|company|companies|firm|person|people|player|"
@@ -95,29 +105,30 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = 5.02
-    window_dense: float = 4.99
-    chunk_dense: float = 2.21
-    neighbour_dense: float = -1.55
-    sentence_terms: float = 4.15
-    context_terms: float = 3.61
-    heading_terms: float = 2.11
-    document_terms: float = 1.54
-    next_terms: float = -1.73
-    answer_kind: float = 0.94
-    kind_missing: float = -0.40
-    kind_near: float = 1.20
-    novelty: float = 0.80
-    words: float = 0.45
-    long_words: float = -4.04
-    echo: float = -1.02
-    quoted: float = -0.62
-    structure: float = 0.35
-    definition: float = 1.66
-    update: float = 0.33
-    previous_document: float = 0.97
-    repeats_previous: float = -0.80
-    rare_term: float = 0.67
+    sentence_dense: float = 5.49
+    window_dense: float = 7.31
+    chunk_dense: float = 2.97
+    neighbour_dense: float = -1.42
+    sentence_terms: float = 5.64
+    context_terms: float = 2.56
+    heading_terms: float = 4.94
+    document_terms: float = 1.49
+    next_terms: float = -3.30
+    answer_kind: float = 1.98
+    kind_missing: float = 0.32
+    kind_near: float = 1.00
+    novelty: float = 1.14
+    words: float = 0.34
+    long_words: float = -4.79
+    echo: float = -3.84
+    quoted: float = -0.95
+    structure: float = 0.34
+    definition: float = 3.88
+    update: float = 0.21
+    previous_document: float = 1.99
+    repeats_previous: float = -2.37
+    rare_term: float = 0.49
+    asking: float = -1.83
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -142,8 +153,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.0337, 0.1495, 0.01049, 0.632, 0.7442, -0.1874, -0.09132, 0.09061, 0.2396, 1.098, -0.1435, 0.671, -0.02971, 0.2197, 0.0308, -0.4299, 0.2299, -0.04308, -0.2885, -0.4979, 0.02204, 1.005, -0.1344, 0.3486, -0.1911, 0.131)
-    bias: float = -0.5346
+    weights: tuple[float, ...] = (0.02562, 0.1667, -0.05489, 0.4112, 0.8514, 0.08048, 0.04704, 0.09394, 0.1883, 0.2035, -0.1202, 0.629, -0.03842, -0.216, 0.02485, -4.048, 0.2525, 0.2522, 0.3666, -0.3449, -0.06405, 0.5422, -0.1635, 0.3587, -0.09098, 0.1699, -0.4346)
+    bias: float = 3.067
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -175,15 +186,27 @@ _UPDATE = re.compile(
     re.IGNORECASE,
 )
 _QUOTED_LINE = re.compile(r"\s*>")
+#: A unit that asks rather than tells: "...pay more as well?", "Several parents asked whether the route changes".
+_ASKING = re.compile(
+    r"\?[\W_]*$|\b(?:asked|asks|asking|wondered|wonders|wanted to know)\b(?:\s+\S+){0,4}?\s+"
+    r"(?:whether|if|when|why|how|what|who|where|which)\b",
+    re.IGNORECASE,
+)
 _STRUCTURE_KINDS = frozenset({"line", "table_row", "list_item"})
 
 
 def asked_kind(question: str) -> str:
-    """'number', 'date', 'name' or '' — what kind of words the answer should contain.
+    """'number', 'date', 'name', 'phone', 'email' or '' — what kind of words the answer should contain.
 
     >>> asked_kind("When did the Normans arrive?"), asked_kind("Which team won?"), asked_kind("Why?")
     ('date', 'name', '')
+    >>> asked_kind("What's her phone number?"), asked_kind("What time does it open?")
+    ('phone', 'date')
     """
+    if _ASKS_EMAIL.search(question):
+        return "email"
+    if _ASKS_PHONE.search(question):
+        return "phone"
     if _ASKS_NUMBER.search(question):
         return "number"
     if _ASKS_DATE.search(question):
@@ -208,26 +231,37 @@ def kind_spans(sentence: str, kind: str, question: str) -> list[tuple[int, int]]
 
 def _kind_spans(sentence: str, kind: str, asked: set[str]) -> Iterator[tuple[int, int]]:
     """`kind_spans` one at a time, so that asking whether there is one stops at the first."""
+    for start, end, words, never in _kind_matches(sentence, kind):
+        # subtle: a name sharing a word with the question is its subject, not its answer ("Who did Denver
+        # beat?" is not answered by "Denver Broncos")
+        if not (words <= asked or never or (kind == "name" and words & asked)):
+            yield start, end
+
+
+@lru_cache(maxsize=1 << 16)
+def _kind_matches(sentence: str, kind: str) -> tuple[tuple[int, int, frozenset[str], bool], ...]:
+    """Every trimmed match of the kind's pattern with its words, whatever the question (the same units are read
+    by question after question); the flag marks a match that never answers: for a name, a month or a day, or a
+    lone word starting the sentence (every sentence starts with a capital)."""
     pattern = _PATTERNS.get(kind)
     if pattern is None:
-        return
+        return ()
+    found = []
     for m in pattern.finditer(sentence):
         start, end = _trim(sentence, m.start(), m.end(), kind)
         phrase = sentence[start:end]
-        words = _words(phrase)
-        if not words or words <= asked:
-            continue
-        if kind == "name" and (words & asked or _CALENDAR.match(phrase) or (start == 0 and len(words) == 1)):
-            # subtle: a name sharing a word with the question is its subject, not its answer ("Who did Denver
-            # beat?" is not answered by "Denver Broncos"); every sentence starts with a capital
-            continue
-        yield start, end
+        words = frozenset(_words(phrase))
+        if words:
+            never = kind == "name" and bool(_CALENDAR.match(phrase) or (start == 0 and len(words) == 1))
+            found.append((start, end, words, never))
+    return tuple(found)
 
 
 def _trim(sentence: str, start: int, end: int, kind: str) -> tuple[int, int]:
     """A match without surrounding blanks and punctuation, a possessive 's, or a capitalised stop word that
     only starts the sentence ("Then Anderson" -> "Anderson")."""
-    while start < end and not sentence[start].isalnum() and sentence[start] not in "$€£":
+    keep = "$€£(+" if kind == "phone" else "$€£"
+    while start < end and not sentence[start].isalnum() and sentence[start] not in keep:
         start += 1
     while end > start and not sentence[end - 1].isalnum() and sentence[end - 1] != "%":
         end -= 1
@@ -362,6 +396,17 @@ class _Unit:
     context: str
     quoted: bool
     empty: bool  # no letter or digit: a drawn rule, a table's |---| line
+    asking: bool  # it asks a question (or reports one) rather than answers
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What scoring needs of one window whatever the question: its size, and what kind of text it is."""
+
+    words: int  # at most WORDS_SCALE
+    quoted: float  # share of its units inside a quoted older message
+    structure: bool
+    update: bool
 
 
 @dataclass(frozen=True)
@@ -405,6 +450,8 @@ class Extractor:
         self.weights = weights
         self.answerability = answerability
         self._units: dict[int, _Unit] = {}
+        self._facts_of: dict[tuple[int, int], _Facts] = {}
+        self._spans_of: dict[int, list] = {}
 
     def _sentence_text(self, s: int) -> str:
         u = self.unit(s)
@@ -423,9 +470,32 @@ class Extractor:
                 doc, start, end, KINDS[int(row["kind"])], frozenset(self.snapshot.terms(UNITS, [u])[0]),
                 frozenset(tokenize(context)), context,
                 bool(_QUOTED_LINE.match(text, line_start)), not any(ch.isalnum() for ch in text[start:end]),
+                _ASKING.search(text[start:end]) is not None,
             )
             self._units[u] = found
         return found
+
+    def _window_text(self, first: int, last: int) -> str:
+        a, b = self.unit(first), self.unit(last - 1)
+        return self.snapshot.document(a.document).text[a.start : b.end]
+
+    def _facts(self, first: int, last: int) -> _Facts:
+        """Window first..last-1's question-independent facts, computed once per snapshot (windows recur)."""
+        found = self._facts_of.get((first, last))
+        if found is None:
+            units = [self.unit(u) for u in range(first, last)]
+            text = self._window_text(first, last)
+            found = _Facts(
+                min(len(text.split()), WORDS_SCALE), sum(u.quoted for u in units) / len(units),
+                any(u.kind in _STRUCTURE_KINDS for u in units), _UPDATE.search(text) is not None,
+            )
+            self._facts_of[(first, last)] = found
+        return found
+
+    def _term_spans(self, u: int) -> list:
+        if u not in self._spans_of:
+            self._spans_of[u] = term_spans(self._sentence_text(u))
+        return self._spans_of[u]
 
     def windows(self, candidates: Candidates) -> list[Window]:
         """Every run of 1..WINDOW_UNITS units that starts at a candidate and stays inside its passage, without a
@@ -445,7 +515,11 @@ class Extractor:
     def features(
         self, question: str, query: Query, candidates: Candidates, previous: Scored | None = None
     ) -> tuple[list[Window], np.ndarray]:
-        """The candidate windows and one row of FEATURES for each, every value in [0, 1] (cosines in [-1, 1])."""
+        """The candidate windows and one row of FEATURES for each, every value in [0, 1] (cosines in [-1, 1]).
+
+        subtle: the question's terms are bits of a mask, so a window's coverage of them is an OR of its units'
+        masks and one table look-up, and every vector the windows need is fetched and scored in one product.
+        """
         windows = self.windows(candidates) if len(candidates.sentences) else []
         out = np.zeros((len(windows), len(FEATURES)), dtype=np.float64)
         if not windows:
@@ -454,18 +528,32 @@ class Extractor:
         snap = self.snapshot
         weights = question_weights(question, snap.idf(UNITS, query.terms))
         weights.update({t: query.history_weight * w for t, w in snap.idf(UNITS, query.history_terms).items() if t not in weights})
-        by_id = weights
+        bit = {t: 1 << k for k, t in enumerate(weights)}
+        total = sum(weights.values())
+        covered: dict[int, float] = {}
+
+        def coverage(mask: int) -> float:
+            if mask not in covered:
+                covered[mask] = sum(w for t, w in weights.items() if mask & bit[t]) / total if total else 0.0
+            return covered[mask]
+
         rare = {max(weights, key=weights.get)} if weights else set()
         docs = np.unique(snap.rows(UNITS, candidates.sentences)["document"])
         holding = snap.documents_holding(list(weights), docs)
         document_terms = {d: _coverage(weights, {t for t, held in holding.items() if d in held}) for d in docs.tolist()}
-        dense = dict(zip(candidates.sentences.tolist(), candidates.sentence_dense.tolist()))
         chunk_dense = dict(zip(candidates.chunks.tolist(), candidates.chunk_dense.tolist()))
-
-        def cosine(u: int) -> float:
-            if u not in dense:
-                dense[u] = float(snap.vectors(UNITS, [u])[0] @ query.vector)
-            return dense[u]
+        n_units = snap.size(UNITS)
+        need = sorted({u for w in windows for u in range(max(w.first - 1, 0), min(w.last + 1, n_units))})
+        at = {u: i for i, u in enumerate(need)}
+        vectors = np.vstack([snap.vectors(UNITS, np.array(need, dtype=np.int64)), np.zeros((1, len(query.vector)), np.float32)])
+        cosines = vectors @ query.vector
+        cosines[-1] = 0.0
+        rows = np.full((len(windows), WINDOW_UNITS), len(need), dtype=np.int64)
+        for i, w in enumerate(windows):
+            rows[i, : w.last - w.first] = [at[u] for u in range(w.first, w.last)]
+        summed = np.linalg.norm(vectors[rows].sum(axis=1), axis=1)
+        out[:, col["sentence_dense"]] = np.where(rows < len(need), cosines[rows], -np.inf).max(axis=1)
+        out[:, col["window_dense"]] = cosines[rows].sum(axis=1) / np.maximum(summed, 1e-6)
 
         kind = asked_kind(question)
         asked = _words(question)
@@ -477,45 +565,50 @@ class Extractor:
             if u not in kind_of:
                 text = self._sentence_text(u)
                 found = next(_kind_spans(text, kind, asked), None) is not None
-                near = found and _kind_near(_kind_spans(text, kind, asked), term_spans(text), weights)
+                near = found and _kind_near(_kind_spans(text, kind, asked), self._term_spans(u), weights)
                 kind_of[u] = (found, bool(near))
             return kind_of[u]
 
-        n_units = snap.size(UNITS)
+        previous_document = self.unit(previous.sentence).document if previous is not None else None
+        unit_of = {u: self.unit(u) for u in need}
+        mask_of = {u: sum(b for t, b in bit.items() if t in unit_of[u].terms) for u in need}
+        rare_bits = sum(bit[t] for t in rare)
         for i, w in enumerate(windows):
-            units = [self.unit(u) for u in range(w.first, w.last)]
+            units = [unit_of[u] for u in range(w.first, w.last)]
+            facts = self._facts(w.first, w.last)
             doc = units[0].document
-            near = [n for n in (w.first - 1, w.last) if 0 <= n < n_units and self.unit(n).document == doc]
-            own = frozenset().union(*(u.terms for u in units))
-            around = own.union(*(self.unit(n).terms for n in near), units[0].context_terms)
+            near = [n for n in (w.first - 1, w.last) if n in unit_of and unit_of[n].document == doc]
+            own = units[0].terms if len(units) == 1 else frozenset().union(*(u.terms for u in units))
+            own_mask = 0
+            for u in range(w.first, w.last):
+                own_mask |= mask_of[u]
+            context_mask = sum(b for t, b in bit.items() if t in units[0].context_terms)
+            around_mask = own_mask | context_mask
+            for n in near:
+                around_mask |= mask_of[n]
+            asked_in = bin(own_mask).count("1")  # the question's terms it holds
             row = out[i]
-            cosines = [cosine(u) for u in range(w.first, w.last)]
-            row[col["sentence_dense"]] = max(cosines)
-            summed = snap.vectors(UNITS, np.arange(w.first, w.last)).sum(axis=0)
-            row[col["window_dense"]] = sum(cosines) / max(float(np.linalg.norm(summed)), 1e-6)
             row[col["chunk_dense"]] = chunk_dense.get(w.chunk, 0.0)
-            row[col["neighbour_dense"]] = max((cosine(n) for n in near), default=0.0)
-            row[col["sentence_terms"]] = _coverage(by_id, own)
-            row[col["context_terms"]] = _coverage(by_id, around)
-            row[col["heading_terms"]] = _coverage(by_id, units[0].context_terms)
+            row[col["neighbour_dense"]] = max((float(cosines[at[n]]) for n in near), default=0.0)
+            row[col["sentence_terms"]] = coverage(own_mask)
+            row[col["context_terms"]] = coverage(around_mask)
+            row[col["heading_terms"]] = coverage(context_mask)
             row[col["document_terms"]] = document_terms.get(doc, 0.0)
-            row[col["next_terms"]] = _coverage(by_id, self.unit(w.last).terms) if w.last in near else 0.0
-            new = len(own - by_id.keys())
-            row[col["novelty"]] = min(new, 3) / 3
-            row[col["echo"]] = len(own & by_id.keys()) / len(own) if own else 0.0
-            row[col["quoted"]] = sum(u.quoted for u in units) / len(units)
-            row[col["structure"]] = any(u.kind in _STRUCTURE_KINDS for u in units)
-            row[col["rare_term"]] = bool(rare & around)
+            row[col["next_terms"]] = coverage(mask_of[w.last]) if w.last in near else 0.0
+            row[col["novelty"]] = min(len(own) - asked_in, 3) / 3
+            row[col["echo"]] = asked_in / len(own) if own else 0.0
+            row[col["quoted"]] = facts.quoted
+            row[col["structure"]] = facts.structure
+            row[col["rare_term"]] = bool(rare_bits & around_mask)
+            row[col["asking"]] = units[-1].asking
             if previous is not None:
-                row[col["previous_document"]] = doc == self.unit(previous.sentence).document
+                row[col["previous_document"]] = doc == previous_document
                 row[col["repeats_previous"]] = w.first < previous.end and previous.sentence < w.last
-            text = snap.document(doc).text[units[0].start : units[-1].end]
-            n_words = min(len(text.split()), WORDS_SCALE)
-            row[col["words"]] = n_words / WORDS_SCALE
-            row[col["long_words"]] = max(n_words - LONG_WORDS, 0) / WORDS_SCALE
+            row[col["words"]] = facts.words / WORDS_SCALE
+            row[col["long_words"]] = max(facts.words - LONG_WORDS, 0) / WORDS_SCALE
             if acronym:
-                row[col["definition"]] = expansion(text, acronym.group(1)) is not None
-            row[col["update"]] = _UPDATE.search(text) is not None
+                row[col["definition"]] = expansion(self._window_text(w.first, w.last), acronym.group(1)) is not None
+            row[col["update"]] = facts.update
             if kind:
                 found = [kind_in(u) for u in range(w.first, w.last)]
                 row[col["answer_kind"]] = any(f for f, _ in found)
@@ -595,19 +688,30 @@ class Extractor:
     def names(self, citation: Citation) -> list[str]:
         """What a follow-up can point at in an answer: its marked phrase, else the names it holds (at most 3).
 
+        A name is read within one line and one sentence; a month or a day is none; a lone capitalised word that
+        starts a sentence counts only when the quote names nothing else: "Ines Baptiste chairs it. The board meets
+        in May." points at Ines Baptiste alone.
+
         >>> Extractor.names(None, Citation("a.txt", "The chair is Ines Baptiste.", 0, 27, 1, 1.0))
         ['Ines Baptiste']
         """
         if citation.answer_span:
             a, b = citation.answer_span
             return [citation.quote[a - citation.start : b - citation.start]]
-        found = []
-        for m in _NAME.finditer(citation.quote):
-            a, b = _trim(citation.quote, m.start(), m.end(), "name")
-            phrase = citation.quote[a:b]
-            if phrase and phrase not in found and (a > 0 or len(phrase.split()) > 1):
-                found.append(phrase)
-        return found[:3]
+        quote, found, starting = citation.quote, [], []
+        for piece in re.finditer(r"[^\n.!?]+(?:[.!?](?=\S)[^\n.!?]*)*", quote):  # "v2.1" and "St.Ives" stay whole
+            for m in _NAME.finditer(piece.group()):
+                a, b = _trim(piece.group(), m.start(), m.end(), "name")
+                at_start = not piece.group()[:a].strip(" \t>*•-\"“(")
+                first = _WORD.match(piece.group(), a)
+                if first and first.end() < b and not tokenize(first.group()):  # "The Board" -> "Board"
+                    a = first.end() + len(piece.group()[first.end() : b]) - len(piece.group()[first.end() : b].lstrip())
+                phrase = piece.group()[a:b]
+                if not phrase or _CALENDAR.match(phrase) or not tokenize(phrase):
+                    continue
+                (starting if at_start and len(phrase.split()) == 1 else found).append(phrase)
+        names = list(dict.fromkeys(found or starting))
+        return names[:3]
 
     def passages(self, candidates: Candidates, count: int) -> list[Passage]:
         """The best retrieved chunks, shown as the closest passages."""

@@ -354,10 +354,7 @@ class Assistant:
         question = self.check_question(question)
         chosen = self.check_sources(sources)
         live = self.live()
-        history = self._history(history) if refers_back(question) else []
-        vectors = self.embedder.encode_query([question, *history])
-        previous = self._previous_answer(live, history, vectors[1:], chosen) if history else None
-        query, rewritten = self._follow_up(live, question, vectors[0], history, vectors[1:], previous, chosen)
+        query, rewritten, previous = self._search_for(live, question, history, chosen)
         candidates = live.retriever.search(query)
         top_k = self.settings.top_k
         scored = live.extractor.score(question, query, candidates, keep=top_k, previous=previous)
@@ -366,6 +363,16 @@ class Assistant:
             return Answer(question, False, _NO_ANSWER, scored[0].score if scored else 0.0, [], passages, rewritten)
         citations = [live.extractor.citation(question, x) for x in scored[:top_k]]
         return Answer(question, True, citations[0].quote, scored[0].score, citations, passages, rewritten)
+
+    def _search_for(
+        self, live: _Live, question: str, history: Sequence[str], sources: frozenset[str] | None
+    ) -> tuple[Query, str, Scored | None]:
+        """A question's search in its chat, the question as shown, and the previous answer it points at (if any)."""
+        history = self._history(history) if refers_back(question) else []
+        vectors = self.embedder.encode_query([question, *history])
+        previous = self._previous_answer(live, history, vectors[1:], sources) if history else None
+        query, rewritten = self._follow_up(live, question, vectors[0], history, vectors[1:], previous, sources)
+        return query, rewritten, previous
 
     def _previous_answer(
         self, live: _Live, history: list[str], vectors: np.ndarray, sources: frozenset[str] | None

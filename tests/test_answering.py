@@ -11,6 +11,7 @@ from qa.lexical import tokenize
 from qa.retrieval import Query, Retriever
 from qa.store import CHUNKS, UNITS
 from qa.types import Changes, Chunk, Document, IndexedDocument, Sentence
+from conftest import make_assistant
 
 
 @pytest.mark.parametrize(
@@ -26,6 +27,10 @@ from qa.types import Changes, Chunk, Document, IndexedDocument, Sentence
         ("Which NFL team won Super Bowl 50?", "name"),
         ("What is she building?", ""),
         ("Why did the coup happen?", ""),
+        ("What time does the clinic close on Fridays?", "date"),
+        ("How late can families shop?", "date"),
+        ("What's Sofia's mobile number?", "phone"),
+        ("What is her email address?", "email"),
     ],
 )
 def test_asked_kind(question, kind):
@@ -70,6 +75,20 @@ def test_kind_spans_skip_what_the_question_already_says():
     sentence = "On Monday, Jackson elected Chokwe Lumumba in 2017."
     assert [sentence[a:b] for a, b in kind_spans(sentence, "name", "Who did Jackson elect?")] == ["Chokwe Lumumba"]
     assert [sentence[a:b] for a, b in kind_spans(sentence, "date", "When in 2017 did it happen?")] == ["Monday"]
+
+
+@pytest.mark.parametrize(
+    "sentence, kind, question, found",
+    [
+        ("Direct: (555) 019-4470 | Mobile: (555) 019-8812", "phone", "What is her phone number?", ["(555) 019-4470", "(555) 019-8812"]),
+        ("Dana Whitfield · dana@maplegrove.org · 555-0142", "email", "What's her email?", ["dana@maplegrove.org"]),
+        ("- Friday: 7:30 am – 6:00 pm", "date", "What time do you close on Friday?", ["7:30 am", "6:00 pm"]),
+        ("Open 10 a.m. to 9 p.m. daily.", "date", "What hours?", ["10 a.m", "9 p.m"]),
+        ("Published Feb. 19, 2025 · Joined: Mar 2013", "date", "When was it published?", ["Feb. 19, 2025", "Mar 2013"]),
+    ],
+)
+def test_lines_of_contacts_and_clock_times_hold_the_asked_kind(sentence, kind, question, found):
+    assert [sentence[a:b] for a, b in kind_spans(sentence, kind, question)] == found
 
 
 def test_kind_words_count_less_than_the_subject():
@@ -199,3 +218,59 @@ def test_a_window_counts_its_words_and_only_long_ones_pay_the_size_penalty(tiny)
         words = min(len(data.document(u0.document).text[u0.start : u1.end].split()), WORDS_SCALE)
         assert row[FEATURES.index("words")] == words / WORDS_SCALE
         assert row[FEATURES.index("long_words")] == max(words - LONG_WORDS, 0) / WORDS_SCALE
+
+
+def test_window_cosines_are_those_of_its_units(tiny):
+    """Every window's dense evidence, computed for all windows at once, is its units' cosines and summed vector."""
+    data, _ = tiny
+    extractor, _, candidates, query = _ask(data, "How many eggs does the queen lay?", toward=1)
+    windows, features = extractor.features("How many eggs does the queen lay?", query, candidates)
+    for w, row in zip(windows, features):
+        vectors = data.vectors(UNITS, np.arange(w.first, w.last))
+        cosines = vectors @ query.vector
+        assert row[FEATURES.index("sentence_dense")] == pytest.approx(cosines.max(), abs=1e-6)
+        assert row[FEATURES.index("window_dense")] == pytest.approx(cosines.sum() / np.linalg.norm(vectors.sum(axis=0)), abs=1e-6)
+
+
+#: A question from the floor repeats what is asked; the reply after it answers.
+MINUTES = {
+    "minutes.txt": (
+        "Membership fees\n\n"
+        "The committee agreed to raise the senior membership fee to £240 from April.\n\n"
+        "Question from the floor (Anna Kowal): would junior members pay more as well?\n"
+        "Reply (Treasurer): No. Junior membership will stay at £120 for this year.\n"
+    ),
+}
+
+
+def test_a_window_that_ends_asking_is_marked_and_the_reply_is_quoted(tmp_path, embedder):
+    assistant = make_assistant(tmp_path, embedder, MINUTES)
+    assistant.index()
+    live = assistant.live()
+    question = "Will junior members have to pay more?"
+    query, _, _ = assistant._search_for(live, question, (), None)
+    windows, features = live.extractor.features(question, query, live.retriever.search(query))
+    texts = [live.extractor._window_text(w.first, w.last) for w in windows]
+    asking = dict(zip(texts, features[:, FEATURES.index("asking")].tolist()))
+    assert asking["Question from the floor (Anna Kowal): would junior members pay more as well?"] == 1.0
+    reply = "Question from the floor (Anna Kowal): would junior members pay more as well?\nReply (Treasurer): No."
+    assert asking[reply] == 0.0
+    answer = assistant.ask(question)
+    assert answer.answered and "£120" in answer.citations[0].quote
+    text = (tmp_path / "seeds" / "minutes.txt").read_text(encoding="utf-8")
+    assert text[answer.citations[0].start : answer.citations[0].end] == answer.citations[0].quote
+
+
+@pytest.mark.parametrize(
+    "quote, names",
+    [
+        ("Ines Baptiste chairs it. The board meets in May.", ["Ines Baptiste"]),
+        ("The committee is chaired by Ines Baptiste, since January.\nInes Baptiste joined in 2016.", ["Ines Baptiste"]),
+        ("Dana Whitfield\nPTA Communications Chair", ["Dana Whitfield", "PTA Communications Chair"]),
+        ("Caldwell said about 1,100 people came.", ["Caldwell"]),  # a lone sentence start, when nothing else is named
+    ],
+)
+def test_a_follow_up_points_at_the_names_of_the_answer_not_at_sentence_starts(quote, names):
+    from qa.types import Citation
+
+    assert Extractor.names(None, Citation("a.txt", quote, 0, len(quote), 1, 1.0)) == names
