@@ -50,19 +50,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({k: getattr(report, k) for k in ("files", "added", "changed", "removed", "unchanged", "chunks_embedded", "seconds")}))
     else:
-        print(_report_line(report))
+        print(report.summary(detail=True))
     return 0
-
-
-def _report_line(report) -> str:
-    """'indexed 3 files, 14 chunks in 2.1 s (...; 5 chunks embedded)', or 'the index is up to date (...)'."""
-    counts = f"{report.files} file{'s' * (report.files != 1)}, {report.chunks} chunk{'s' * (report.chunks != 1)}"
-    if not (report.added or report.changed or report.removed):
-        return f"the index is up to date ({counts}; nothing changed, checked in {report.seconds:.1f} s)"
-    return (
-        f"indexed {counts} in {report.seconds:.1f} s ({report.added} added, {report.changed} changed, "
-        f"{report.removed} removed, {report.unchanged} unchanged; {report.chunks_embedded} chunks embedded)"
-    )
 
 
 def _watch(assistant) -> int:

@@ -142,6 +142,19 @@ class IndexReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def summary(self, detail: bool = False) -> str:
+        """'indexed 3 files, 14 chunks in 2.1 s (1 added, ...)' or 'the index is up to date (...)', for people;
+        `detail` adds the time an unchanged check took and what was embedded (the command line shows them)."""
+        counts = f"{self.files} file{'s' * (self.files != 1)}, {self.chunks} chunk{'s' * (self.chunks != 1)}"
+        if not (self.added or self.changed or self.removed):
+            checked = f", checked in {self.seconds:.1f} s" if detail else ""
+            return f"the index is up to date ({counts}; nothing changed{checked})"
+        embedded = f"; {self.chunks_embedded} chunks embedded" if detail else ""
+        return (
+            f"indexed {counts} in {self.seconds:.1f} s ({self.added} added, {self.changed} changed, "
+            f"{self.removed} removed, {self.unchanged} unchanged{embedded})"
+        )
+
 
 #: Index rows as numpy record arrays, read by field name (`rows["document"]`), never by column position.
 #: `document` numbers a document within one snapshot; a unit's `context_*` is as in `Sentence`;

@@ -210,17 +210,6 @@ def _sentence(message: str) -> str:
     return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 
-def report_line(report: IndexReport) -> str:
-    """'indexed 3 files, 14 chunks in 2.1 s (1 added, ...)', or 'the index is up to date (...)' when nothing changed."""
-    counts = f"{report.files} file{'s' * (report.files != 1)}, {report.chunks} chunk{'s' * (report.chunks != 1)}"
-    if not (report.added or report.changed or report.removed):
-        return f"the index is up to date ({counts}; nothing changed)"
-    return (
-        f"indexed {counts} in {report.seconds:.1f} s "
-        f"({report.added} added, {report.changed} changed, {report.removed} removed, {report.unchanged} unchanged)"
-    )
-
-
 def example_questions(settings: Settings, sources: set[str], limit: int = 4) -> list[str]:
     """A first visitor's examples: questions of `eval/seeds_dev.jsonl` beside the seeds folder, one per indexed file.
 
@@ -416,7 +405,7 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
             report = assistant.index(step)
         except QAError as e:
             raise gr.Error(str(e)) from None
-        return index_html(assistant), f"<p>{escape(_sentence(report_line(report)))}</p>"
+        return index_html(assistant), f"<p>{escape(_sentence(report.summary()))}</p>"
 
     def add(files: list[str] | None, progress=gr.Progress()) -> tuple[IndexReport | None, list]:
         """Uploaded files (gradio's temp paths, named as the visitor's files) into seeds/ and the index."""
@@ -435,7 +424,7 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
 
     def add_on_page(files: list[str] | None, chosen_now: list[str], progress=gr.Progress()):
         report, refused = add(files, progress)
-        lines = [f"<p>{escape(_sentence(report_line(report)))}</p>"] if report else []
+        lines = [f"<p>{escape(_sentence(report.summary()))}</p>"] if report else []
         lines += [f'<p class="qa-warn">Not added: <code>{escape(r.name)}</code>: {escape(r.reason)}</p>' for r in refused]
         return index_html(assistant), "".join(lines), documents_choice(assistant, chosen_now), None
 
@@ -457,7 +446,7 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
             report = assistant.remove_document(source)
         except QAError as e:
             raise gr.Error(str(e), print_exception=False) from None
-        note = f"<p>Removed {escape(source)}; {escape(report_line(report))}.</p>"
+        note = f"<p>Removed {escape(source)}; {escape(report.summary())}.</p>"
         return index_html(assistant), note, documents_choice(assistant, chosen_now), gr.Row(visible=False), removal_choice(assistant)
 
     def open_source(request: gr.Request) -> str:
@@ -833,7 +822,7 @@ def build_first(assistant) -> None:
         print(f"\nqa: the rebuild failed ({_why(e)}); serving the index built before", file=sys.stderr)
         return
     print(file=sys.stderr)
-    print(f"qa: {report_line(report)}")
+    print(f"qa: {report.summary()}")
 
 
 def _print_progress(done: int, total: int) -> None:
@@ -866,7 +855,7 @@ def serve(
     if watch:
 
         def rebuilt(report: IndexReport) -> None:
-            print(f"qa: seeds changed; {report_line(report)}", flush=True)
+            print(f"qa: seeds changed; {report.summary()}", flush=True)
 
         # never stopped: the daemon thread ends with the process
         threading.Thread(target=assistant.watch, args=(rebuilt, threading.Event()), name="qa-watch", daemon=True).start()
