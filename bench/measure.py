@@ -1,4 +1,4 @@
-"""Small measuring tools shared by the bench workers: stage timers, peak memory, folder sizes, percentiles."""
+"""Small measuring tools shared by the bench workers: stage timers, peak memory, folder sizes, percentiles, a web load."""
 
 from __future__ import annotations
 
@@ -74,3 +74,49 @@ def percentile(values: list[float], q: float) -> float:
 def cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
+
+
+def ask_load(urls: list[str], users: int, seconds: float, questions: list[dict], timeout: float) -> dict:
+    """`users` gradio_client users, user i on urls[i % len(urls)] with a client of its own, each asking /ask one
+    question after another until `seconds` are up: the answers' latencies, the errors, and this process's CPU."""
+    import threading
+
+    from gradio_client import Client
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    # subtle: gradio_client opens a new httpx client per request, and with ssl_verify it loads the CA bundle
+    # each time (35% of the load generator's CPU, py-spy) even for plain http; on loopback there is nothing to verify
+    clients = [Client(urls[i % len(urls)], verbose=False, ssl_verify=False) for i in range(users)]
+    ready = threading.Barrier(users + 1)
+    deadline = [0.0]
+
+    def user(i: int) -> None:
+        k = i
+        ready.wait()
+        while time.perf_counter() < deadline[0]:
+            q = questions[k % len(questions)]
+            k += users
+            t = time.perf_counter()
+            try:
+                clients[i].submit(q["q"], q.get("history", []), api_name="/ask").result(timeout=timeout)
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+            except Exception as e:  # noqa: BLE001 - a load test counts every kind of failure
+                with lock:
+                    errors.append(f"{type(e).__name__}: {e}"[:200])
+
+    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(users)]
+    for th in threads:
+        th.start()
+    start = time.perf_counter()
+    deadline[0] = start + seconds
+    cpu = os.times()
+    ready.wait()
+    for th in threads:
+        th.join(timeout=seconds + timeout + 30)
+    elapsed = time.perf_counter() - start
+    used = os.times()
+    return {"latencies": latencies, "errors": errors, "seconds": elapsed,
+            "cpu_seconds": used.user + used.system - cpu.user - cpu.system}

@@ -447,46 +447,14 @@ def scale(url: str, shared: Path, sizes: list[str], reps: int, work: Path) -> di
 def load(urls: list[str], users: int, seconds: float, questions: list[dict]) -> dict:
     """`users` gradio_client users, user i on urls[i % len(urls)], each asking /ask one question after another
     until time is up (as bench/worker.py's web load)."""
-    import threading
+    from measure import ask_load
 
-    from gradio_client import Client
-
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    clients = [Client(urls[i % len(urls)], verbose=False, ssl_verify=False) for i in range(users)]
-    ready = threading.Barrier(users + 1)
-    deadline = [0.0]
-
-    def user(i: int) -> None:
-        k = i
-        ready.wait()
-        while time.perf_counter() < deadline[0]:
-            q = questions[k % len(questions)]
-            k += users
-            t = time.perf_counter()
-            try:
-                clients[i].submit(q["q"], q.get("history", []), api_name="/ask").result(timeout=120)
-                with lock:
-                    latencies.append(time.perf_counter() - t)
-            except Exception as e:  # noqa: BLE001 - a load test counts every kind of failure
-                with lock:
-                    errors.append(f"{type(e).__name__}: {e}"[:200])
-
-    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(users)]
-    for th in threads:
-        th.start()
-    start = time.perf_counter()
-    deadline[0] = start + seconds
-    ready.wait()
-    for th in threads:
-        th.join(timeout=seconds + 150)
-    elapsed = time.perf_counter() - start
-    ms = [1000 * x for x in latencies] or [0.0, 0.0]
+    run = ask_load(urls, users, seconds, questions, timeout=120)
+    ms = [1000 * x for x in run["latencies"]] or [0.0, 0.0]
     p50, p95 = percentiles(ms if len(ms) > 1 else ms * 2)
-    return {"servers": len(urls), "users": users, "seconds": round(elapsed, 1), "answers": len(latencies),
-            "answers_per_s": round(len(latencies) / elapsed, 2), "p50_ms": p50, "p95_ms": p95, "errors": len(errors),
-            "error_samples": sorted(set(errors))[:3]}
+    return {"servers": len(urls), "users": users, "seconds": round(run["seconds"], 1), "answers": len(run["latencies"]),
+            "answers_per_s": round(len(run["latencies"]) / run["seconds"], 2), "p50_ms": p50, "p95_ms": p95,
+            "errors": len(run["errors"]), "error_samples": sorted(set(run["errors"]))[:3]}
 
 
 def serve_load(url: str, shared: Path, users: int, seconds: float) -> dict:

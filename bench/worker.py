@@ -470,58 +470,22 @@ def web_serve(a: dict) -> dict:
 
 def web_load(a: dict) -> dict:
     """`users` gradio_client users, each with its own client, asking one question after another until time is up."""
-    import threading
-
-    from gradio_client import Client
-    from measure import percentile
+    from measure import ask_load, percentile
 
     questions = json.loads(Path(a["questions"]).read_text())
     users, seconds = int(a.get("users", 20)), float(a.get("seconds", 60))
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    # subtle: gradio_client opens a new httpx client per request, and with ssl_verify it loads the CA bundle
-    # each time (35% of the load generator's CPU, py-spy) even for plain http; on loopback there is nothing to verify
-    clients = [Client(a["url"], verbose=False, ssl_verify=False) for _ in range(users)]
-    ready = threading.Barrier(users + 1)
-    deadline = [0.0]
-
-    def user(i: int) -> None:
-        client, k = clients[i], i
-        ready.wait()
-        while time.perf_counter() < deadline[0]:
-            q = questions[k % len(questions)]
-            k += users
-            t = time.perf_counter()
-            try:
-                client.submit(q["q"], q["history"], api_name="/ask").result(timeout=60)
-                with lock:
-                    latencies.append(time.perf_counter() - t)
-            except Exception as e:  # noqa: BLE001 — a load test counts every kind of failure
-                with lock:
-                    errors.append(f"{type(e).__name__}: {e}"[:200])
-
-    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(users)]
-    for th in threads:
-        th.start()
-    start = time.perf_counter()
-    deadline[0] = start + seconds
-    cpu = os.times()
-    ready.wait()
-    for th in threads:
-        th.join(timeout=seconds + 90)
-    elapsed = time.perf_counter() - start
-    used = os.times()
+    run = ask_load([a["url"]], users, seconds, questions, timeout=60)
+    latencies, answers = run["latencies"], len(run["latencies"])
     return {
         "users": users,
-        "seconds": round(elapsed, 1),
-        "answers": len(latencies),
-        "answers_per_s": round(len(latencies) / elapsed, 2),
+        "seconds": round(run["seconds"], 1),
+        "answers": answers,
+        "answers_per_s": round(answers / run["seconds"], 2),
         "p50_ms": round(1000 * percentile(latencies, 50), 1),
         "p95_ms": round(1000 * percentile(latencies, 95), 1),
-        "client_cpu_ms_per_answer": round(1000 * (used.user + used.system - cpu.user - cpu.system) / max(1, len(latencies)), 1),
-        "errors": len(errors),
-        "error_samples": sorted(set(errors))[:3],
+        "client_cpu_ms_per_answer": round(1000 * run["cpu_seconds"] / max(1, answers), 1),
+        "errors": len(run["errors"]),
+        "error_samples": sorted(set(run["errors"]))[:3],
     }
 
 
