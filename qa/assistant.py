@@ -112,20 +112,16 @@ class Assistant:
         with self.store.lock(), _handover(s.build_switch_interval):
             stats = _scan(s.seeds_dir)  # before reading: a file changed after this looks stale later, never fresh
             stored, reason = self._stored()
-            # an update costs what changed: a file whose size and mtime are the indexed ones is not read again
-            known = {f.source: f for f in (*stored.documents, *stored.skipped)} if stored else {}
-            unread = frozenset(src for src, st in stats.items() if src in known and (known[src].size, known[src].mtime_ns) == st)
-            skipped: dict[str, str] = {}
-            documents = load_documents(s.seeds_dir, s.max_file_bytes, self.warn, skipped, unread)
+            # an update costs what changed: a document whose size and mtime are the indexed ones is not read again;
+            # a skipped file is (a higher size limit or a newly installed reader may take it now), but not re-reported
             old = {d.source: d for d in stored.documents} if stored else {}
-            kept = unread & old.keys()
+            kept = frozenset(src for src, st in stats.items() if src in old and (old[src].size, old[src].mtime_ns) == st)
+            reported = {f.source: f.sha256 for f in stored.skipped} if stored else {}
+            skipped: dict[str, str] = {}
+            documents = load_documents(s.seeds_dir, s.max_file_bytes, self.warn, skipped, kept, reported)
             fresh = [d for d in documents if d.source not in old or old[d.source].sha256 != d.sha256]
             removed = sorted(set(old) - {d.source for d in documents} - kept)
-            skipped_files = sorted(
-                [SkippedFile(src, sha, *stats.get(src, (0, 0))) for src, sha in skipped.items()]
-                + [f for f in (stored.skipped if stored else ()) if f.source in unread],
-                key=lambda f: f.source,
-            )
+            skipped_files = [SkippedFile(src, sha, *stats.get(src, (0, 0))) for src, sha in sorted(skipped.items())]
             upserts, units_embedded = self._embed(fresh, stats, progress)
             changes = Changes(upserts, removed, skipped_files, rebuild=stored is None)
             if changes.rebuild or upserts or removed or tuple(skipped_files) != stored.skipped:

@@ -9,7 +9,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,12 +227,18 @@ def _docx_text(data: bytes) -> str:
 
 
 def load_documents(
-    folder: Path, max_bytes: int, warn: Warn, skipped: dict[str, str] | None = None, unread: frozenset[str] = frozenset()
+    folder: Path,
+    max_bytes: int,
+    warn: Warn,
+    skipped: dict[str, str] | None = None,
+    unread: frozenset[str] = frozenset(),
+    reported: Mapping[str, str] | None = None,
 ) -> list[Document]:
     """All readable `.txt`/`.md`/`.html`/`.pdf`/`.docx` files under `folder`, with `source` relative to it, but
-    the `unread` sources (files an update knows to be unchanged), which are neither read nor reported.
+    the `unread` sources (indexed documents an update knows to be unchanged), which are neither read nor reported.
 
-    Text files that cannot be indexed are reported through `warn` and, if given, recorded in `skipped`
+    Text files that cannot be indexed are reported through `warn` (unless `reported`, the skips an index already
+    holds, has the same source and hash: a refused file is reported once) and, if given, recorded in `skipped`
     (source -> `content_hashes` value) so that an unchanged bad file does not make the index look stale.
 
     >>> load_documents(Path("seeds"), 20_000_000, print)[0].source
@@ -249,7 +255,8 @@ def load_documents(
                 continue
             except ValueError as e:
                 reason = str(e)
-        warn(f"skipped {seed.source}: {reason}")
+        if (reported or {}).get(seed.source) != seed.sha256:
+            warn(f"skipped {seed.source}: {reason}")
         if skipped is not None:
             skipped[seed.source] = seed.sha256
     if not documents and not unread:

@@ -251,6 +251,35 @@ def test_an_update_reads_only_the_files_whose_size_or_mtime_moved(tmp_path, embe
     assert assistant.status().index.skipped == () and not assistant.staleness()
 
 
+def test_a_skipped_file_is_read_again_at_each_update_but_reported_once(tmp_path, embedder):
+    """A skip can depend on the settings, not the file: after the size limit is raised, the same untouched file is
+    indexed. And when the only files left cannot be read, the update refuses rather than commit an empty index."""
+    from dataclasses import replace
+
+    from qa import Assistant
+
+    big = "The long report says the harbour wall was rebuilt in 1911. " * 40
+    assistant = make_assistant(tmp_path, embedder, files={"short.txt": "The ferry leaves at noon.\n", "long.txt": big, "blob.txt": b"\x00\x01binary"}, max_file_bytes=1_000)
+    assistant.index()
+    assistant.index()
+    assert sum("skipped long.txt" in m for m in assistant.messages) == 1
+    assert [f.source for f in assistant.status().index.skipped] == ["blob.txt", "long.txt"]
+
+    roomy = Assistant(replace(assistant.settings, max_file_bytes=100_000), warn=assistant.messages.append)
+    roomy.embedder = embedder
+    report = roomy.index()
+    assert (report.files, report.added, report.unchanged) == (2, 1, 1)
+    assert sum("skipped blob.txt" in m for m in assistant.messages) == 1
+    assert "1911" in roomy.ask("When was the harbour wall rebuilt?").answer
+
+    (roomy.settings.seeds_dir / "short.txt").unlink()
+    (roomy.settings.seeds_dir / "long.txt").unlink()
+    before = roomy.status().index
+    with pytest.raises(QAError, match="no readable"):
+        roomy.index()
+    assert roomy.status().index.commit == before.commit
+
+
 def test_questions_are_answered_while_a_build_embeds_on_its_own_niced_thread(tmp_path, embedder):
     """A build paused between two of its batches (its progress callback waits) holds the index lock; a question
     asked then is answered from the last commit. Meanwhile the batches run on the embedder's build thread at
