@@ -612,17 +612,18 @@ class PgSnapshot(Snapshot):
         them kept) or one query for those not in it: `sql` selects (id, value) for ids = ANY(%s). With `ahead`,
         a few missing rows bring their READ_AHEAD neighbours of the same document along: answering reads a
         window's units one by one, each a round trip otherwise."""
-        with self._lock:
+        with self._lock:  # the hits are copied here: another thread may evict them before this one reads them
             cache = self._cache.setdefault(name, OrderedDict())
-            missing = [i for i in dict.fromkeys(db) if i not in cache]
+            hits = {i: cache[i] for i in db if i in cache}
+        missing = [i for i in dict.fromkeys(db) if i not in hits]
         if ahead and 0 < len(missing) <= READ_AHEAD_MISSES:
             position = (1 << POSITION_BITS) - 1
             near = (range(i - min(READ_AHEAD, i & position), i + READ_AHEAD + 1) for i in missing)
-            missing = list(dict.fromkeys(j for r in near for j in r if j not in cache))
+            missing = list(dict.fromkeys(j for r in near for j in r if j not in hits and j not in cache))
         found = dict(self._fetch(sql, (missing,))) if missing else {}
+        values = [hits[i] if i in hits else found.get(i) for i in db]  # None: the database has no row for it
         with self._lock:
             cache.update(found)
-            values = [found[i] if i in found else cache.get(i) for i in db]
             while len(cache) > limit:
                 cache.popitem(last=False)
         return values
