@@ -439,11 +439,10 @@ class PgStore(IndexStore):
     def _insert(self, upserts: list[IndexedDocument], merged: bool) -> None:
         """All new files' rows in one COPY per table (a first build of 10^4 files is then a few statements, not
         10^5), their terms' document frequencies added, the statistics moved. Rows go in `merged` (into the
-        HNSW graph) for a first build, whose graph is built after them, or when there are many."""
+        HNSW graph) for a first build, whose graph is built after them, or when a level gets many."""
         conn = self._writer
         if not upserts:
             return
-        merged = merged or sum(len(u.chunks) for u in upserts) > UNMERGED_LIMIT
         numbers = [n for (n,) in conn.execute("SELECT nextval('qa_document_ids') FROM generate_series(1, %s)", (len(upserts),))]
         with conn.cursor().copy("COPY qa_documents FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "text", "text", "int8", "int8", "int4", "int4", "text", "int4[]"])
@@ -454,6 +453,8 @@ class PgStore(IndexStore):
         types = {UNITS: ["int8", "int4", "int4", "int2", "int4", "int4"], CHUNKS: ["int8", "int4", "int4", "int8", "int8"]}
         for level, table in _TABLES.items():
             postings, total, count = [], 0, 0
+            # decided per level: a file has several units for each chunk
+            into_graph = merged or sum(len(u.units if level == UNITS else u.chunks) for u in upserts) > UNMERGED_LIMIT
             with conn.cursor().copy(f"COPY {table} ({columns[level]}, length, embedding, merged) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types([*types[level], "int4", "vector", "bool"])
                 for number, u in zip(numbers, upserts):
@@ -461,7 +462,7 @@ class PgStore(IndexStore):
                         length, unit_postings = _postings(row[0], text)
                         total, count = total + length, count + 1
                         postings += unit_postings
-                        copy.write_row((*row, length, np.asarray(vector, dtype=np.float32), merged))
+                        copy.write_row((*row, length, np.asarray(vector, dtype=np.float32), into_graph))
             with conn.cursor().copy(f"COPY {table}_postings (unit, term, tf, length) FROM STDIN") as copy:
                 copy.write(_tsv(postings))
             df: dict[str, int] = {}
