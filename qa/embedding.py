@@ -207,13 +207,15 @@ class _OnnxModel:
         self.tokenizer.enable_truncation(self.window)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
         self.onnx_file = onnx_file
-        self._sessions: dict[int, object] = {}
+        self._sessions: dict[tuple[str, int], object] = {}
         self._opening = threading.Lock()
 
-    def _session(self, threads: int):
-        """One onnxruntime session per thread count (a session's pool is fixed when it is made)."""
+    def _session(self, role: str, threads: int):
+        """One onnxruntime session per role and thread count: a session's pool is fixed when it is made, and a
+        pool made by the niced build thread must not be the one questions run on."""
+        key = (role, threads)
         with self._opening:
-            if threads not in self._sessions:
+            if key not in self._sessions:
                 import onnxruntime as ort
 
                 options = ort.SessionOptions()
@@ -221,17 +223,16 @@ class _OnnxModel:
                 options.inter_op_num_threads = 1
                 # subtle: idle worker threads spin by default, stealing the CPU that BM25 and FAISS need next
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._sessions[threads] = ort.InferenceSession(str(self.onnx_file), options, providers=["CPUExecutionProvider"])
-            return self._sessions[threads]
+                self._sessions[key] = ort.InferenceSession(str(self.onnx_file), options, providers=["CPUExecutionProvider"])
+            return self._sessions[key]
 
     def encode(self, texts: list[str], batch_size: int, threads: int) -> np.ndarray:
-        return self._encode([self.document_prompt + t for t in texts], batch_size, threads)
+        return self._encode([self.document_prompt + t for t in texts], batch_size, self._session("build", threads))
 
     def encode_query(self, texts: list[str], threads: int) -> np.ndarray:
-        return self._encode([self.query_prompt + t for t in texts], 64, threads)
+        return self._encode([self.query_prompt + t for t in texts], 64, self._session("query", threads))
 
-    def _encode(self, texts: list[str], batch_size: int, threads: int) -> np.ndarray:
-        session = self._session(threads)
+    def _encode(self, texts: list[str], batch_size: int, session) -> np.ndarray:
         return _by_length(texts, batch_size, self.dimension, lambda batch: self._encode_batch(session, batch))
 
     def _encode_batch(self, session, texts: list[str]) -> np.ndarray:
