@@ -36,6 +36,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))
 
+from corpus import shared_dir  # noqa: E402
 import peers_venv  # noqa: E402
 from qa.evaluation import Question, Scores, _hit, load_jsonl, load_squad, sample, table  # noqa: E402
 
@@ -64,12 +65,6 @@ class Passage:
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-
-def _shared_eval() -> Path | None:
-    for parent in ROOT.parents:
-        if (parent / "shared" / "eval").is_dir():
-            return parent / "shared" / "eval"
-    return None
 
 
 def _merge_dev(folders: list[Path], docs: Path) -> tuple[Path, list[Path]]:
@@ -191,7 +186,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sets", default="seeds,squad,dev", help="comma-separated: seeds, squad, dev (default all)")
     p.add_argument("--dev", type=Path, nargs="+", default=[ROOT / "eval" / "dev"], help="dev corpus folders (docs/, questions/), merged")
-    p.add_argument("--squad", type=Path, default=_shared_eval(), help="folder of squad-*.json (default shared/eval)")
+    p.add_argument("--squad", type=Path, default=shared_dir() / "eval", help="folder of squad-*.json (default shared/eval)")
     args = p.parse_args()
     started = time.perf_counter()
     python = peers_venv.ensure(log)

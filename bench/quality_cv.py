@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from corpus import shared_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 #: The mean first quotation must stay under this many words on every corpus (the target is 45).
 WORDS = 44
@@ -320,7 +322,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--print-weights", action="store_true", help="print the models fitted on everything, to ship")
     parser.add_argument("--dev", type=Path, default=ROOT / "eval/dev", help="folder with docs/ and questions/*.jsonl")
-    parser.add_argument("--squad", type=Path, nargs="*", default=sorted((ROOT.parent.parent / "shared/eval").glob("squad-*.json")))
+    parser.add_argument("--squad", type=Path, nargs="*", default=sorted((shared_dir() / "eval").glob("squad-*.json")))
     parser.add_argument("--cache", type=Path, help="pickles of the feature rows (<cache>.<corpus>): read if they exist, else written")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qa-quality-") as tmp:
