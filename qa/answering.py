@@ -54,25 +54,48 @@ _CALENDAR = re.compile(rf"^(?:{_MONTHS}|{_DAYS})$")
 _NAME = re.compile(r"\b[A-Z][\w’'.-]*(?:\s+(?:of|de|du|la|van|von|the|al|bin)?\s*[A-Z][\w’'.-]*)*")
 _PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)\s?)?\d{2,5}(?:[\s.-]\d{2,5}){1,3}(?![\w-])")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PATTERNS = {"number": _NUMBER, "date": _DATE, "name": _NAME, "phone": _PHONE, "email": _EMAIL}
+#: A sum of money: "£180.00", "$2 a day" ("$2"), "20 pounds", "free of charge".
+_MONEY = re.compile(
+    r"[$€£¥]\s?\d(?:[\d,.]*\d)?|\b\d(?:[\d,.]*\d)?\s?(?:pounds|dollars|euros|pence|cents|p\b|USD|GBP|EUR)\b"
+    r"|\bfree(?: of charge)?\b|\bno (?:extra |additional )?(?:cost|charge)\b",
+    re.IGNORECASE,
+)
+_PATTERNS = {"money": _MONEY, "number": _NUMBER, "date": _DATE, "name": _NAME, "phone": _PHONE, "email": _EMAIL}
 
+#: Nouns whose value is an amount: "What is the late fee?", "What does it cost?".
+_AMOUNTS = "cost|costs|price|prices|fee|fees|fare|fares|charge|charges|rate|rates|fine|fines|deposit|salary|budget|total|balance|allowance"
+#: A question about money: the number it wants is a sum, and a window without one does not answer it.
+_ASKS_MONEY = re.compile(
+    rf"\b({_AMOUNTS}|cheaper|expensive|pay|pays|paid|spend|spent|reimbursed|refund|refunded)\b", re.IGNORECASE
+)
 _ASKS_NUMBER = re.compile(
     r"\b(how (many|much|old|long|far|large|big|tall|often|high|heavy|fast|wide|deep)"
-    r"|what (percentage|percent|age|number|amount|proportion|share|fraction))\b",
+    r"|what (percentage|percent|age|number|amount|proportion|share|fraction)"
+    rf"|(what|which)('s|\s+(is|are|was|were|will be))?\s+(the\s+|an?\s+)?(\w+\s+)?({_AMOUNTS})"
+    r"|what (does|do|did|will|would) (it|they|that|this|\w+) cost)\b",
     re.IGNORECASE,
 )
 _ASKS_DATE = re.compile(
     r"\b(when|(what|which) (year|date|day|month|century|decade|era|time)|how (late|early|soon))\b", re.IGNORECASE
 )
-_ASKS_PHONE = re.compile(r"\b(phone|telephone|mobile|cell|fax)( number)?\b|\bnumber to call\b", re.IGNORECASE)
-_ASKS_EMAIL = re.compile(r"\be-?mail( address)?\b", re.IGNORECASE)
+#: A phone number or an email address is asked for by name ("her mobile number", "what email address"), not
+#: when the word only qualifies something else ("the email migration", "over the phone", "if I phone you").
+_ASKS_PHONE = re.compile(r"\b(?:phone|telephone|mobile|cell|fax) numbers?\b|\bnumber to (?:call|ring|phone)\b", re.IGNORECASE)
+_ASKS_EMAIL = re.compile(
+    r"\be-?mail address(?:es)?\b|\bhow (?:can|do|should|could|would) (?:i|we|you) e-?mail\b|\b(?:\w+'s|her|his|their|your|its) e-?mail\W*$", re.IGNORECASE
+)
 #: Nouns after "what"/"which" whose answer is a proper name: "Which team ...", "What city ...".
 _NAMED_THINGS = (
     "city|cities|country|countries|state|states|nation|team|teams|club|company|companies|firm|person|people|player|"
     "players|man|woman|king|queen|leader|president|ruler|emperor|group|band|organization|organisation|university|"
     "school|college|stadium|venue|network|channel|station|newspaper|river|island|mountain|region|province|county|"
     "town|village|capital|continent|language|tribe|dynasty|family|duke|pope|author|writer|artist|singer|performer|"
-    "coach|quarterback|kicker|brand"
+    "coach|quarterback|kicker|brand|"
+    # the people and bodies of everyday files: "Which councillors voted against it?", "Which agency ...?"
+    "councillor|councillors|councilor|councilors|director|directors|member|members|officer|officers|manager|"
+    "managers|chair|chairs|speaker|speakers|engineer|engineers|moderator|moderators|contractor|contractors|vendor|"
+    "vendors|supplier|suppliers|provider|providers|agency|agencies|department|departments|committee|committees|"
+    "fisherman|fishermen|resident|residents|tenant|tenants|user|users|doctor|doctors|teacher|teachers|staff"
 )
 _ASKS_NAME = re.compile(rf"\b(who|whom|whose|where|(what|which)(\s+\w+){{0,2}}\s+({_NAMED_THINGS}))\b", re.IGNORECASE)
 #: Words right after "what"/"which" that name the kind of answer rather than its subject ("What year ...").
@@ -105,30 +128,37 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = 5.49
-    window_dense: float = 7.31
-    chunk_dense: float = 2.97
-    neighbour_dense: float = -1.42
-    sentence_terms: float = 5.64
-    context_terms: float = 2.56
-    heading_terms: float = 4.94
-    document_terms: float = 1.49
-    next_terms: float = -3.30
-    answer_kind: float = 1.98
-    kind_missing: float = 0.32
-    kind_near: float = 1.00
-    novelty: float = 1.14
-    words: float = 0.34
-    long_words: float = -4.79
-    echo: float = -3.84
-    quoted: float = -0.95
-    structure: float = 0.34
-    definition: float = 3.88
-    update: float = 0.21
-    previous_document: float = 1.99
-    repeats_previous: float = -2.37
-    rare_term: float = 0.49
-    asking: float = -1.83
+    sentence_dense: float = 4.39
+    window_dense: float = 7.36
+    chunk_dense: float = 1.18
+    neighbour_dense: float = -0.83
+    sentence_terms: float = 4.04
+    context_terms: float = 2.54
+    heading_terms: float = 3.94
+    document_terms: float = 2.33
+    next_terms: float = -3.71
+    answer_kind: float = 2.30
+    kind_missing: float = 0.33
+    kind_near: float = 0.98
+    novelty: float = 1.56
+    words: float = 0.94
+    long_words: float = -4.49
+    echo: float = -2.06
+    quoted: float = -1.05
+    structure: float = 0.20
+    definition: float = 4.07
+    update: float = 0.12
+    previous_document: float = 0.80
+    repeats_previous: float = -1.71
+    rare_term: float = 0.42
+    asking: float = -2.61
+    money: float = 0.81
+    money_missing: float = -0.81
+    label_terms: float = 4.82
+    update_match: float = 0.74
+    passage_rank: float = 0.38
+    document_dense: float = 4.19
+    title_terms: float = 4.68
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -153,8 +183,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02562, 0.1667, -0.05489, 0.4112, 0.8514, 0.08048, 0.04704, 0.09394, 0.1883, 0.2035, -0.1202, 0.629, -0.03842, -0.216, 0.02485, -4.048, 0.2525, 0.2522, 0.3666, -0.3449, -0.06405, 0.5422, -0.1635, 0.3587, -0.09098, 0.1699, -0.4346)
-    bias: float = 3.067
+    weights: tuple[float, ...] = (0.02567, 0.1487, -0.008694, 0.4611, 0.7166, -0.07931, 0.3065, 0.1649, 0.2631, 0.2706, 0.02924, 0.8842, -0.008141, 0.03268, -0.03674, -1.405, 0.1838, 0.1466, 0.2705, -0.499, -0.02821, 0.7473, -0.09323, 0.164, 0.002983, 0.09956, -0.2431, -0.06161, -0.6909, 0.5277, 0.001327, 0.4824, 0.205, -0.2857)
+    bias: float = 0.08729
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -182,7 +212,7 @@ _ASKS_EXPANSION = re.compile(r"\b[Ww]hat (?:does|do|is|are|was)(?: the| an| a)? 
 #: Words that mark the current version of something said before: a correction, an update, a move.
 _UPDATE = re.compile(
     r"\b(?:update[ds]?|correct(?:ed|ion)|revised|now|moved|postponed|rescheduled|changed|instead|no longer|"
-    r"replac(?:es|ed)|supersed(?:es|ed)|latest)\b",
+    r"replac(?:es|ed)|supersed(?:es|ed)|latest|current(?:ly)?|amended|revert(?:s|ed)?|edit(?:ed)?|as of|effective)\b",
     re.IGNORECASE,
 )
 _QUOTED_LINE = re.compile(r"\s*>")
@@ -253,8 +283,29 @@ def _kind_matches(sentence: str, kind: str) -> tuple[tuple[int, int, frozenset[s
         words = frozenset(_words(phrase))
         if words:
             never = kind == "name" and bool(_CALENDAR.match(phrase) or (start == 0 and len(words) == 1))
+            never = never or (kind == "number" and _enumerator(sentence, start, end))
             found.append((start, end, words, never))
     return tuple(found)
+
+
+_LINE_START = re.compile(r"[\s>*•|-]*")
+_NUMBERING = re.compile(r"[.)](?:\s|$)")
+_SECTION = re.compile(r"\s+[A-Z][a-z]")
+
+
+def _enumerator(sentence: str, start: int, end: int) -> bool:
+    """Whether a number is the line's numbering ("5. Press Hot Water", "10.2 Attach a receipt"), not a value.
+
+    >>> _enumerator("5. Press Hot Water.", 0, 1), _enumerator("10.2 Attach it", 0, 4), _enumerator("1.8 L", 0, 3)
+    (True, True, False)
+    >>> _enumerator("12 Members voted", 0, 2)
+    False
+    """
+    return (
+        _LINE_START.match(sentence).end() == start
+        and sentence[start:end].replace(".", "").isdigit()
+        and (_NUMBERING.match(sentence, end) is not None or ("." in sentence[start:end] and _SECTION.match(sentence, end) is not None))
+    )
 
 
 def _trim(sentence: str, start: int, end: int, kind: str) -> tuple[int, int]:
@@ -397,6 +448,8 @@ class _Unit:
     quoted: bool
     empty: bool  # no letter or digit: a drawn rule, a table's |---| line
     asking: bool  # it asks a question (or reports one) rather than answers
+    header: bool  # a table's header row: the context of the rows below it, never an answer alone
+    label_terms: frozenset[str]  # of its label: "Heat-up time" in "Heat-up time: 40 s", a table row's first cell
 
 
 @dataclass(frozen=True)
@@ -416,6 +469,20 @@ class Window:
     first: int
     last: int
     chunk: int
+
+
+_LABEL = re.compile(r"[\s>*•-]*([^:\n|]{2,40}?):[*_]*\s+\S|\|\s*([^|\n]{1,40}?)\s*\|")
+
+
+def _label(unit: str) -> str:
+    """What a line names before its value: "Heat-up time" in "Heat-up time: approx. 40 seconds", "Water tank" in
+    "| Water tank | 1.8 L |"; "" for a line that is not a label and its value.
+
+    >>> _label("**Policy owner:** People Operations"), _label("| Water tank | 1.8 L |"), _label("It rained.")
+    ('Policy owner', 'Water tank', '')
+    """
+    m = _LABEL.match(unit)
+    return (m.group(1) or m.group(2) or "") if m else ""
 
 
 def expansion(sentence: str, acronym: str) -> tuple[int, int] | None:
@@ -452,6 +519,7 @@ class Extractor:
         self._units: dict[int, _Unit] = {}
         self._facts_of: dict[tuple[int, int], _Facts] = {}
         self._spans_of: dict[int, list] = {}
+        self._title_of: dict[int, frozenset[str]] = {}
 
     def _sentence_text(self, s: int) -> str:
         u = self.unit(s)
@@ -466,11 +534,16 @@ class Extractor:
             text = self.snapshot.document(doc).text
             context = text[int(row["context_start"]) : int(row["context_end"])]
             line_start = text.rfind("\n", 0, start) + 1
+            kind = KINDS[int(row["kind"])]
+            header = False
+            if kind == "table_row" and u + 1 < self.snapshot.size(UNITS):
+                below = self.snapshot.rows(UNITS, [u + 1])[0]
+                header = int(below["document"]) == doc and int(below["context_start"]) == start
             found = _Unit(
-                doc, start, end, KINDS[int(row["kind"])], frozenset(self.snapshot.terms(UNITS, [u])[0]),
+                doc, start, end, kind, frozenset(self.snapshot.terms(UNITS, [u])[0]),
                 frozenset(tokenize(context)), context,
                 bool(_QUOTED_LINE.match(text, line_start)), not any(ch.isalnum() for ch in text[start:end]),
-                _ASKING.search(text[start:end]) is not None,
+                _ASKING.search(text[start:end]) is not None, header, frozenset(tokenize(_label(text[start:end]))),
             )
             self._units[u] = found
         return found
@@ -492,6 +565,16 @@ class Extractor:
             self._facts_of[(first, last)] = found
         return found
 
+    def _title(self, d: int) -> frozenset[str]:
+        """The terms of document d's file name: people name files after what they hold."""
+        if d not in self._title_of:
+            stem = self.snapshot.document(d).source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            self._title_of[d] = frozenset(tokenize(re.sub(r"[\W_]+", " ", stem)))
+        return self._title_of[d]
+
+    def _holds_money(self, u: int) -> bool:
+        return bool(_kind_matches(self._sentence_text(u), "money"))
+
     def _term_spans(self, u: int) -> list:
         if u not in self._spans_of:
             self._spans_of[u] = term_spans(self._sentence_text(u))
@@ -499,13 +582,13 @@ class Extractor:
 
     def windows(self, candidates: Candidates) -> list[Window]:
         """Every run of 1..WINDOW_UNITS units that starts at a candidate and stays inside its passage, without a
-        heading (a heading is a unit's context, never its answer) or an empty line in it."""
+        heading or a table's header row (each is its units' context, never their answer) or an empty line in it."""
         seen, out = set(), []
         lasts = self.snapshot.rows(CHUNKS, candidates.chunks)["last"].tolist()
         for s, c, chunk_last in zip(candidates.sentences.tolist(), candidates.chunks.tolist(), lasts):
             for last in range(s + 1, min(s + WINDOW_UNITS, chunk_last) + 1):
                 u = self.unit(last - 1)
-                if u.kind == "heading" or u.empty:
+                if u.kind == "heading" or u.empty or u.header:
                     break
                 if (s, last) not in seen:
                     seen.add((s, last))
@@ -538,10 +621,14 @@ class Extractor:
             return covered[mask]
 
         rare = {max(weights, key=weights.get)} if weights else set()
-        docs = np.unique(snap.rows(UNITS, candidates.sentences)["document"])
+        of_document = snap.rows(UNITS, candidates.sentences)["document"]
+        docs = np.unique(of_document)
         holding = snap.documents_holding(list(weights), docs)
         document_terms = {d: _coverage(weights, {t for t, held in holding.items() if d in held}) for d in docs.tolist()}
+        document_dense = {d: float(candidates.sentence_dense[of_document == d].max()) for d in docs.tolist()}
+        title_terms = {d: _coverage(weights, self._title(d)) for d in docs.tolist()}
         chunk_dense = dict(zip(candidates.chunks.tolist(), candidates.chunk_dense.tolist()))
+        chunk_rank = dict(zip(candidates.chunks.tolist(), candidates.chunk_rank.tolist()))
         n_units = snap.size(UNITS)
         need = sorted({u for w in windows for u in range(max(w.first - 1, 0), min(w.last + 1, n_units))})
         at = {u: i for i, u in enumerate(need)}
@@ -556,6 +643,7 @@ class Extractor:
         out[:, col["window_dense"]] = cosines[rows].sum(axis=1) / np.maximum(summed, 1e-6)
 
         kind = asked_kind(question)
+        money = kind == "number" and _ASKS_MONEY.search(question) is not None
         asked = _words(question)
         acronym = _ASKS_EXPANSION.search(question)
         kind_of: dict[int, tuple[bool, bool]] = {}
@@ -594,6 +682,9 @@ class Extractor:
             row[col["context_terms"]] = coverage(around_mask)
             row[col["heading_terms"]] = coverage(context_mask)
             row[col["document_terms"]] = document_terms.get(doc, 0.0)
+            row[col["document_dense"]] = document_dense.get(doc, 0.0)
+            row[col["title_terms"]] = title_terms.get(doc, 0.0)
+            row[col["passage_rank"]] = 1.0 / (1.0 + chunk_rank.get(w.chunk, len(candidates.ranked_chunks)))
             row[col["next_terms"]] = coverage(mask_of[w.last]) if w.last in near else 0.0
             row[col["novelty"]] = min(len(own) - asked_in, 3) / 3
             row[col["echo"]] = asked_in / len(own) if own else 0.0
@@ -601,6 +692,7 @@ class Extractor:
             row[col["structure"]] = facts.structure
             row[col["rare_term"]] = bool(rare_bits & around_mask)
             row[col["asking"]] = units[-1].asking
+            row[col["label_terms"]] = coverage(sum(b for t, b in bit.items() if t in units[0].label_terms)) if units[0].label_terms else 0.0
             if previous is not None:
                 row[col["previous_document"]] = doc == previous_document
                 row[col["repeats_previous"]] = w.first < previous.end and previous.sentence < w.last
@@ -609,11 +701,15 @@ class Extractor:
             if acronym:
                 row[col["definition"]] = expansion(self._window_text(w.first, w.last), acronym.group(1)) is not None
             row[col["update"]] = facts.update
+            row[col["update_match"]] = facts.update * row[col["sentence_terms"]]
             if kind:
                 found = [kind_in(u) for u in range(w.first, w.last)]
                 row[col["answer_kind"]] = any(f for f, _ in found)
                 row[col["kind_missing"]] = not row[col["answer_kind"]] and kind != "name"
                 row[col["kind_near"]] = any(n for _, n in found)
+                if money:
+                    row[col["money"]] = any(self._holds_money(u) for u in range(w.first, w.last))
+                    row[col["money_missing"]] = not row[col["money"]]
         return windows, out
 
     def score(

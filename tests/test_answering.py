@@ -31,6 +31,14 @@ from conftest import make_assistant
         ("How late can families shop?", "date"),
         ("What's Sofia's mobile number?", "phone"),
         ("What is her email address?", "email"),
+        # a contact word that only qualifies something else asks for no contact
+        ("Who is the IT engineer running the email migration?", "name"),
+        ("What does MFA stand for in the migration email?", ""),
+        ("How much is a duplicate document over the phone?", "number"),
+        # an amount named by its noun, and the people of everyday files
+        ("What is the late fee?", "number"),
+        ("What does it cost to break the lease early?", "number"),
+        ("Which councillors voted against it?", "name"),
     ],
 )
 def test_asked_kind(question, kind):
@@ -89,6 +97,19 @@ def test_kind_spans_skip_what_the_question_already_says():
 )
 def test_lines_of_contacts_and_clock_times_hold_the_asked_kind(sentence, kind, question, found):
     assert [sentence[a:b] for a, b in kind_spans(sentence, kind, question)] == found
+
+
+@pytest.mark.parametrize(
+    "sentence, found",
+    [
+        ("5. Press Hot Water to start rinsing.", []),
+        ("10.2 Attach a receipt for every expense of $25 or more.", ["$25"]),
+        ("2) Fill the tank with 1.8 L of water.", ["1.8"]),
+        ("40 seconds after the light turns green.", ["40"]),
+    ],
+)
+def test_a_line_s_own_numbering_is_not_a_number_that_answers(sentence, found):
+    assert [sentence[a:b] for a, b in kind_spans(sentence, "number", "How many?")] == found
 
 
 def test_kind_words_count_less_than_the_subject():
@@ -274,3 +295,30 @@ def test_a_follow_up_points_at_the_names_of_the_answer_not_at_sentence_starts(qu
     from qa.types import Citation
 
     assert Extractor.names(None, Citation("a.txt", quote, 0, len(quote), 1, 1.0)) == names
+
+
+MANUAL = {
+    "manual.md": (
+        "# Specifications\n\n"
+        "| Part | Capacity |\n"
+        "|------|----------|\n"
+        "| Water tank | 1.8 L, removable |\n"
+        "| Bean hopper | 250 g |\n"
+    ),
+}
+
+
+def test_a_table_s_header_row_is_context_never_the_answer(tmp_path, embedder):
+    """The header row repeats the question's words ("capacity"), but it is the rows' context: the quote is a row."""
+    assistant = make_assistant(tmp_path, embedder, MANUAL)
+    assistant.index()
+    live = assistant.live()
+    question = "What is the capacity of the part that holds the beans?"
+    query, _, _ = assistant._search_for(live, question, (), None)
+    windows, features = live.extractor.features(question, query, live.retriever.search(query))
+    texts = [live.extractor._window_text(w.first, w.last) for w in windows]
+    assert "| Part | Capacity |" not in texts
+    label = dict(zip(texts, features[:, FEATURES.index("label_terms")].tolist()))
+    assert label["| Bean hopper | 250 g |"] > label["| Water tank | 1.8 L, removable |"] == 0.0
+    answer = assistant.ask(question)
+    assert answer.answered and answer.citations[0].quote == "| Bean hopper | 250 g |"
