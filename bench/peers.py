@@ -82,7 +82,7 @@ def _merge_dev(folders: list[Path], docs: Path) -> tuple[Path, list[Path]]:
     return docs, files
 
 
-def corpora(names: list[str], dev: list[Path], squad: Path | None, work: Path) -> list[Corpus]:
+def corpora(names: list[str], dev: list[Path], squad: Path, work: Path) -> list[Corpus]:
     out = []
     for name in names:
         if name == "seeds":

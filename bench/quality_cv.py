@@ -1,7 +1,8 @@
 """How good the answer scorer is on documents it was not fitted on: dev, seeds and SQuAD pooled, folds held out.
 
 Every question of three corpora (eval/dev: realistic files; the seed documents with eval/seeds_dev.jsonl; the
-`qa eval --limit 300` sample of the SQuAD files in ../shared/eval) is searched exactly as `Assistant.ask` does
+`qa eval --limit 300` sample of the SQuAD files in ../shared/eval), and the questions of eval/offtopic.jsonl
+(general questions no corpus answers, asked of each) is searched exactly as `Assistant.ask` does
 (follow-ups with their history and the previous answer), and every candidate window gets its FEATURES row and a
 label: right file, and it holds a gold answer. The folds are the dev and seed documents, and the SQuAD
 paragraphs in FOLDS groups. For each fold in turn, on the questions of all the OTHER folds:
@@ -63,7 +64,9 @@ class Row:
     answers: tuple = ()
 
 
-def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path) -> list[Row]:
+def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic: list = ()) -> list[Row]:
+    """Rows of the corpus's questions, then of the off-topic ones asked of the same index (corpus "<corpus> off-topic",
+    held out in FOLDS groups of questions)."""
     from qa.answering import asked_kind
     from qa.assistant import Assistant
     from qa.config import Settings
@@ -75,7 +78,8 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path) -> list[R
     extractor = live.extractor
     paragraphs = sorted({q.source or "" for q in questions})
     rows = []
-    for q in questions:
+    asked = [(q, corpus, None) for q in questions] + [(q, f"{corpus} off-topic", f"offtopic/{i % FOLDS}") for i, q in enumerate(offtopic)]
+    for q, label, fold in asked:
         query, _, previous = assistant._search_for(live, q.q, q.history, None)
         windows, X = extractor.features(q.q, query, live.retriever.search(query), previous)
         texts = []
@@ -87,8 +91,9 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path) -> list[R
         y = source & np.array([any(_norm(a) in _norm(t) for a in q.answers) for _, t in texts], dtype=bool)
         words = np.array([len(t.split()) for _, t in texts], dtype=float)
         shape = q.shape or ("unanswerable" if q.unanswerable else "plain")
-        fold = f"{corpus}/{paragraphs.index(q.source) % FOLDS}" if corpus == "squad" else f"{corpus}/{q.source}"
-        rows.append(Row(corpus, fold, shape, q.unanswerable, bool(asked_kind(q.q)), X, y, source, words, [(w.first, w.last) for w in windows], q.q, tuple(texts), q.answers))
+        if fold is None:
+            fold = f"{corpus}/{paragraphs.index(q.source) % FOLDS}" if corpus == "squad" else f"{corpus}/{q.source}"
+        rows.append(Row(label, fold, shape, q.unanswerable, bool(asked_kind(q.q)), X, y, source, words, [(w.first, w.last) for w in windows], q.q, tuple(texts), q.answers))
     return rows
 
 
@@ -96,11 +101,13 @@ def all_rows(dev: Path, squad: list[Path], work: Path, cache: Path | None) -> li
     """Every corpus's rows; with `cache`, each corpus's are read from (or written to) `cache`.<corpus>."""
     from qa.evaluation import load_jsonl, load_squad, sample
 
+    offtopic = load_jsonl(ROOT / "eval/offtopic.jsonl")
+
     def rows(corpus: str, seeds, questions) -> list[Row]:
         path = cache.with_name(f"{cache.name}.{corpus}") if cache else None
         if path and path.exists():
             return pickle.loads(path.read_bytes())
-        found = corpus_rows(corpus, seeds(), questions(), work / corpus)
+        found = corpus_rows(corpus, seeds(), questions(), work / corpus, offtopic)
         if path:
             path.write_bytes(pickle.dumps(found))
         return found
@@ -247,7 +254,7 @@ def rank_and_penalise(rows: list[Row]) -> np.ndarray:
 
     column = FEATURES.index("long_words")
     weights = fit_ranking(rows)
-    corpora = sorted({r.corpus for r in rows})
+    corpora = sorted({r.corpus for r in rows if not r.unanswerable})
     best = None
     for penalty in PENALTIES:
         w = weights.copy()
@@ -333,10 +340,13 @@ def main() -> None:
     answerability = Answerability()
     shipped = Model(Weights().vector(), np.array(answerability.weights) if answerability.weights else None, answerability.bias)
     report(rows, held_out(rows), outcomes(rows, every), outcomes(rows, shipped))
-    print("\nabstention trade-off, held out (answerable abstained allowed when fitting -> unanswerable abstained, answerable abstained):")
+    print("\nabstention trade-off, held out (answerable abstained allowed when fitting -> unanswerable abstained, off-topic abstained, answerable abstained):")
+    topical = [not r.corpus.endswith("off-topic") for r in rows]
     for share in (0.02, 0.05, 0.1, 0.2, 0.3):
-        f = figures(rows, held_out(rows, share))
-        print(f"  {share:4.2f} -> {f['abstain']:.3f} {f['f-abst']:.3f}")
+        held = held_out(rows, share)
+        f = figures([r for r, t in zip(rows, topical) if t], [g for g, t in zip(held, topical) if t])
+        off = figures([r for r, t in zip(rows, topical) if not t], [g for g, t in zip(held, topical) if not t])
+        print(f"  {share:4.2f} -> {f['abstain']:.3f} {off['abstain']:.3f} {f['f-abst']:.3f}")
     if args.print_weights:
         print("\nWeights(" + ", ".join(f"{n}={v:.2f}" for n, v in zip(FEATURES, every.weights)) + ")")
         print("Answerability((" + ", ".join(f"{v:.4g}" for v in every.answer_weights) + f"), {every.answer_bias:.4g})  # {ANSWERABILITY}")

@@ -4,12 +4,14 @@ The quoted evidence is a window of 1..WINDOW_UNITS consecutive units (sentences 
 verbatim span: the line that repeats the question's words and the next one that answers it are quoted together.
 Each window is scored by a linear function of evidence that needs no model call (FEATURES): its units', its
 passage's and its neighbours' cosine to the question (vectors from the index); the idf-weighted share of the
-question's terms found in it, around it, in the heading or table header it sits under, and in its document;
-whether it holds the kind of thing the question asks for (a number for "how many", a date or clock time for
-"when", a name for "who", a phone number or an email address), near the question's words, or an acronym's
-expansion; whether it says anything beyond the question; its size in words, whether it is a quoted older message
-(`> `), an update, a structure line, whether it ends asking (a question from the floor, "parents asked
-whether...": the reply after it answers); and for a follow-up, whether it is in the previous answer's document.
+question's terms found in it, around it, in the heading or table header it sits under, in a line's label ("Heat-up
+time: ...", a table row's first cell), in its document and its file name; the best cosine in its file and the fused
+rank of its passage; whether it holds the kind of thing the question asks for (a number for "how many", a date or
+clock time for "when", a name for "who", a phone number or an email address, a sum of money for a fee), near the
+question's words, or an acronym's expansion; whether it says anything beyond the question; its size in words,
+whether it is a quoted older message (`> `), an update, a structure line, whether it ends asking (a question from
+the floor, "parents asked whether...": the reply after it answers); and for a follow-up, whether it is in the
+previous answer's document.
 Whether to answer at all is a second, logistic model (Answerability) over the best window's score, its lead over
 the runner-up and its evidence: the confidence; below Settings.min_confidence the assistant abstains.
 """
@@ -56,8 +58,8 @@ _PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)\s?)?\d{2,5}(
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 #: A sum of money: "£180.00", "$2 a day" ("$2"), "20 pounds", "free of charge".
 _MONEY = re.compile(
-    r"[$€£¥]\s?\d(?:[\d,.]*\d)?|\b\d(?:[\d,.]*\d)?\s?(?:pounds|dollars|euros|pence|cents|p\b|USD|GBP|EUR)\b"
-    r"|\bfree(?: of charge)?\b|\bno (?:extra |additional )?(?:cost|charge)\b",
+    r"[$€£¥]\s?\d(?:[\d,.]*\d)?|\b\d(?:[\d,.]*\d)?\s?(?:pounds|dollars|euros|pence|cents|USD|GBP|EUR)\b"
+    r"|\bfree of charge\b|\b(?:is|are|for|be|go) free\b|\bno (?:extra |additional )?(?:cost|charge)\b",
     re.IGNORECASE,
 )
 _PATTERNS = {"money": _MONEY, "number": _NUMBER, "date": _DATE, "name": _NAME, "phone": _PHONE, "email": _EMAIL}
@@ -71,8 +73,8 @@ _ASKS_MONEY = re.compile(
 _ASKS_NUMBER = re.compile(
     r"\b(how (many|much|old|long|far|large|big|tall|often|high|heavy|fast|wide|deep)"
     r"|what (percentage|percent|age|number|amount|proportion|share|fraction)"
-    rf"|(what|which)('s|\s+(is|are|was|were|will be))?\s+(the\s+|an?\s+)?(\w+\s+)?({_AMOUNTS})"
-    r"|what (does|do|did|will|would) (it|they|that|this|\w+) cost)\b",
+    rf"|(what|which)(['’]s|\s+(is|are|was|were|will be))\s+(the\s+|an?\s+)?(\w+\s+)?({_AMOUNTS})"
+    r"|what (does|do|did|will|would) (\w+\s+){1,3}cost)\b",
     re.IGNORECASE,
 )
 _ASKS_DATE = re.compile(
@@ -80,9 +82,13 @@ _ASKS_DATE = re.compile(
 )
 #: A phone number or an email address is asked for by name ("her mobile number", "what email address"), not
 #: when the word only qualifies something else ("the email migration", "over the phone", "if I phone you").
-_ASKS_PHONE = re.compile(r"\b(?:phone|telephone|mobile|cell|fax) numbers?\b|\bnumber to (?:call|ring|phone)\b", re.IGNORECASE)
+_OWNER = r"(?:\w+['’]s|her|his|their|your|its|contact|support|office|direct)"
+_ASKS_PHONE = re.compile(
+    rf"\b(?:phone|telephone|mobile|cell|fax) numbers?\b|\bnumber to (?:call|ring|phone)\b|\b{_OWNER} (?:phone|telephone|mobile)\W*$",
+    re.IGNORECASE,
+)
 _ASKS_EMAIL = re.compile(
-    r"\be-?mail address(?:es)?\b|\bhow (?:can|do|should|could|would) (?:i|we|you) e-?mail\b|\b(?:\w+'s|her|his|their|your|its) e-?mail\W*$", re.IGNORECASE
+    rf"\be-?mail address(?:es)?\b|\bhow (?:can|do|should|could|would) (?:i|we|you) e-?mail\b|\b{_OWNER} e-?mail\W*$", re.IGNORECASE
 )
 #: Nouns after "what"/"which" whose answer is a proper name: "Which team ...", "What city ...".
 _NAMED_THINGS = (
@@ -128,37 +134,37 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = 4.39
-    window_dense: float = 7.36
-    chunk_dense: float = 1.18
-    neighbour_dense: float = -0.83
-    sentence_terms: float = 4.04
-    context_terms: float = 2.54
-    heading_terms: float = 3.94
-    document_terms: float = 2.33
-    next_terms: float = -3.71
-    answer_kind: float = 2.30
-    kind_missing: float = 0.33
-    kind_near: float = 0.98
-    novelty: float = 1.56
-    words: float = 0.94
-    long_words: float = -4.49
-    echo: float = -2.06
-    quoted: float = -1.05
-    structure: float = 0.20
-    definition: float = 4.07
-    update: float = 0.12
-    previous_document: float = 0.80
-    repeats_previous: float = -1.71
-    rare_term: float = 0.42
-    asking: float = -2.61
-    money: float = 0.81
-    money_missing: float = -0.81
-    label_terms: float = 4.82
-    update_match: float = 0.74
-    passage_rank: float = 0.38
-    document_dense: float = 4.19
-    title_terms: float = 4.68
+    sentence_dense: float = 4.62
+    window_dense: float = 7.15
+    chunk_dense: float = 1.13
+    neighbour_dense: float = -0.88
+    sentence_terms: float = 4.11
+    context_terms: float = 2.46
+    heading_terms: float = 3.75
+    document_terms: float = 2.23
+    next_terms: float = -3.39
+    answer_kind: float = 2.20
+    kind_missing: float = 0.22
+    kind_near: float = 0.96
+    novelty: float = 1.62
+    words: float = 1.07
+    long_words: float = -5.02
+    echo: float = -1.90
+    quoted: float = -0.64
+    structure: float = 0.23
+    definition: float = 4.03
+    update: float = 0.14
+    previous_document: float = 1.18
+    repeats_previous: float = -2.05
+    rare_term: float = 0.51
+    asking: float = -2.70
+    money: float = 0.61
+    money_missing: float = -0.61  # money's complement when money is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 4.75
+    update_match: float = 0.64
+    passage_rank: float = 0.37
+    document_dense: float = 4.02
+    title_terms: float = 4.79
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -183,8 +189,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02567, 0.1487, -0.008694, 0.4611, 0.7166, -0.07931, 0.3065, 0.1649, 0.2631, 0.2706, 0.02924, 0.8842, -0.008141, 0.03268, -0.03674, -1.405, 0.1838, 0.1466, 0.2705, -0.499, -0.02821, 0.7473, -0.09323, 0.164, 0.002983, 0.09956, -0.2431, -0.06161, -0.6909, 0.5277, 0.001327, 0.4824, 0.205, -0.2857)
-    bias: float = 0.08729
+    weights: tuple[float, ...] = (0.02955, 0.1391, -0.01862, 0.7343, 0.8584, 0.3366, 0.5642, 0.2569, 0.3966, 0.4896, 0.2652, 0.28, -0.02548, 0.015, 0.004173, -1.373, 0.1503, 0.2132, 0.4654, -0.1754, -0.04115, 0.8978, -0.1128, 0.2353, -0.02677, 0.1179, -0.3373, 0.04261, -0.8067, 0.6731, -0.09119, 0.3843, 0.6956, -0.2872)
+    bias: float = -0.7135
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -288,24 +294,19 @@ def _kind_matches(sentence: str, kind: str) -> tuple[tuple[int, int, frozenset[s
     return tuple(found)
 
 
-_LINE_START = re.compile(r"[\s>*•|-]*")
+#: What may come before a line's own numbering: indentation, a bullet, a quote mark.
+_LINE_START = re.compile(r"[\s>*•-]*")
+#: A list's numbering ends with "." or ")" and a blank: "5. Press", "2) Fill".
 _NUMBERING = re.compile(r"[.)](?:\s|$)")
-_SECTION = re.compile(r"\s+[A-Z][a-z]")
 
 
 def _enumerator(sentence: str, start: int, end: int) -> bool:
-    """Whether a number is the line's numbering ("5. Press Hot Water", "10.2 Attach a receipt"), not a value.
+    """Whether a number is the line's numbering ("5. Press Hot Water", "2) Fill the tank"), not a value.
 
-    >>> _enumerator("5. Press Hot Water.", 0, 1), _enumerator("10.2 Attach it", 0, 4), _enumerator("1.8 L", 0, 3)
-    (True, True, False)
-    >>> _enumerator("12 Members voted", 0, 2)
-    False
+    >>> _enumerator("5. Press Hot Water.", 0, 1), _enumerator("1.8 Litres of water", 0, 3), _enumerator("2019. It opened", 0, 4)
+    (True, False, False)
     """
-    return (
-        _LINE_START.match(sentence).end() == start
-        and sentence[start:end].replace(".", "").isdigit()
-        and (_NUMBERING.match(sentence, end) is not None or ("." in sentence[start:end] and _SECTION.match(sentence, end) is not None))
-    )
+    return _LINE_START.match(sentence).end() == start and sentence[start:end].isdigit() and end - start <= 3 and _NUMBERING.match(sentence, end) is not None
 
 
 def _trim(sentence: str, start: int, end: int, kind: str) -> tuple[int, int]:
@@ -471,7 +472,9 @@ class Window:
     chunk: int
 
 
-_LABEL = re.compile(r"[\s>*•-]*([^:\n|]{2,40}?):[*_]*\s+\S|\|\s*([^|\n]{1,40}?)\s*\|")
+#: A label is short: at most LABEL_WORDS words before a colon, or a table row's first cell.
+LABEL_WORDS = 5
+_LABEL = re.compile(r"[\s>*•-]*([^:\n|]{2,60}?):[*_]*\s+\S|\|\s*([^|\n]{1,60}?)\s*\|")
 
 
 def _label(unit: str) -> str:
@@ -480,9 +483,12 @@ def _label(unit: str) -> str:
 
     >>> _label("**Policy owner:** People Operations"), _label("| Water tank | 1.8 L |"), _label("It rained.")
     ('Policy owner', 'Water tank', '')
+    >>> _label("The council agreed on three things last night: the budget")
+    ''
     """
     m = _LABEL.match(unit)
-    return (m.group(1) or m.group(2) or "") if m else ""
+    label = (m.group(1) or m.group(2) or "") if m else ""
+    return label if len(label.split()) <= LABEL_WORDS else ""
 
 
 def expansion(sentence: str, acronym: str) -> tuple[int, int] | None:
@@ -520,6 +526,7 @@ class Extractor:
         self._facts_of: dict[tuple[int, int], _Facts] = {}
         self._spans_of: dict[int, list] = {}
         self._title_of: dict[int, frozenset[str]] = {}
+        self._money_of: dict[int, bool] = {}
 
     def _sentence_text(self, s: int) -> str:
         u = self.unit(s)
@@ -537,13 +544,16 @@ class Extractor:
             kind = KINDS[int(row["kind"])]
             header = False
             if kind == "table_row" and u + 1 < self.snapshot.size(UNITS):
+                # subtle: only a row above a |---| rule is a header; an HTML table's first row may be data
                 below = self.snapshot.rows(UNITS, [u + 1])[0]
-                header = int(below["document"]) == doc and int(below["context_start"]) == start
+                rule = text[int(below["start"]) : int(below["end"])]
+                header = int(below["document"]) == doc and KINDS[int(below["kind"])] == "table_row" and not any(ch.isalnum() for ch in rule)
             found = _Unit(
                 doc, start, end, kind, frozenset(self.snapshot.terms(UNITS, [u])[0]),
                 frozenset(tokenize(context)), context,
                 bool(_QUOTED_LINE.match(text, line_start)), not any(ch.isalnum() for ch in text[start:end]),
-                _ASKING.search(text[start:end]) is not None, header, frozenset(tokenize(_label(text[start:end]))),
+                _ASKING.search(text[start:end]) is not None, header,
+                frozenset(tokenize(_label(text[start:end]))) if kind in _STRUCTURE_KINDS else frozenset(),
             )
             self._units[u] = found
         return found
@@ -573,7 +583,10 @@ class Extractor:
         return self._title_of[d]
 
     def _holds_money(self, u: int) -> bool:
-        return bool(_kind_matches(self._sentence_text(u), "money"))
+        """Whether unit u holds a sum of money, whatever the question: read once per snapshot."""
+        if u not in self._money_of:
+            self._money_of[u] = bool(_kind_matches(self._sentence_text(u), "money"))
+        return self._money_of[u]
 
     def _term_spans(self, u: int) -> list:
         if u not in self._spans_of:
@@ -660,6 +673,7 @@ class Extractor:
         previous_document = self.unit(previous.sentence).document if previous is not None else None
         unit_of = {u: self.unit(u) for u in need}
         mask_of = {u: sum(b for t, b in bit.items() if t in unit_of[u].terms) for u in need}
+        label_mask_of = {u: sum(b for t, b in bit.items() if t in unit_of[u].label_terms) for u in need if unit_of[u].label_terms}
         rare_bits = sum(bit[t] for t in rare)
         for i, w in enumerate(windows):
             units = [unit_of[u] for u in range(w.first, w.last)]
@@ -692,7 +706,7 @@ class Extractor:
             row[col["structure"]] = facts.structure
             row[col["rare_term"]] = bool(rare_bits & around_mask)
             row[col["asking"]] = units[-1].asking
-            row[col["label_terms"]] = coverage(sum(b for t, b in bit.items() if t in units[0].label_terms)) if units[0].label_terms else 0.0
+            row[col["label_terms"]] = coverage(label_mask_of.get(w.first, 0))
             if previous is not None:
                 row[col["previous_document"]] = doc == previous_document
                 row[col["repeats_previous"]] = w.first < previous.end and previous.sentence < w.last

@@ -39,6 +39,9 @@ from conftest import make_assistant
         ("What is the late fee?", "number"),
         ("What does it cost to break the lease early?", "number"),
         ("Which councillors voted against it?", "name"),
+        ("Which team charges the most?", "name"),
+        ("What is the support email?", "email"),
+        ("What does a replacement battery cost?", "number"),
     ],
 )
 def test_asked_kind(question, kind):
@@ -103,13 +106,26 @@ def test_lines_of_contacts_and_clock_times_hold_the_asked_kind(sentence, kind, q
     "sentence, found",
     [
         ("5. Press Hot Water to start rinsing.", []),
-        ("10.2 Attach a receipt for every expense of $25 or more.", ["$25"]),
+        ("1.8 Litres of water fill the tank.", ["1.8"]),
+        ("2019. The year it opened.", ["2019"]),
         ("2) Fill the tank with 1.8 L of water.", ["1.8"]),
         ("40 seconds after the light turns green.", ["40"]),
     ],
 )
 def test_a_line_s_own_numbering_is_not_a_number_that_answers(sentence, found):
     assert [sentence[a:b] for a, b in kind_spans(sentence, "number", "How many?")] == found
+
+
+@pytest.mark.parametrize(
+    "sentence, found",
+    [
+        ("Removal of old desks: £180.00 + VAT", ["£180.00"]),
+        ("Parking is free for members; guests pay 4 pounds.", ["is free", "4 pounds"]),
+        ("Saturday: 7:00 a.m. – 8:00 p.m. Feel free to call.", []),
+    ],
+)
+def test_sums_of_money_are_told_from_clock_times_and_figures_of_speech(sentence, found):
+    assert [sentence[a:b] for a, b in kind_spans(sentence, "money", "How much is it?")] == found
 
 
 def test_kind_words_count_less_than_the_subject():
@@ -322,3 +338,12 @@ def test_a_table_s_header_row_is_context_never_the_answer(tmp_path, embedder):
     assert label["| Bean hopper | 250 g |"] > label["| Water tank | 1.8 L, removable |"] == 0.0
     answer = assistant.ask(question)
     assert answer.answered and answer.citations[0].quote == "| Bean hopper | 250 g |"
+
+
+def test_a_table_without_a_rule_row_has_no_header_and_its_first_row_is_quoted(tmp_path, embedder):
+    """An HTML key/value table has no |---| rule: its first row is data like the others."""
+    page = "<h2>Specifications</h2><table><tr><td>Water tank</td><td>1.8 L</td></tr><tr><td>Weight</td><td>7 kg</td></tr></table>"
+    assistant = make_assistant(tmp_path, embedder, {"spec.html": page})
+    assistant.index()
+    answer = assistant.ask("How much water does the water tank hold?")
+    assert answer.answered and answer.citations[0].quote.startswith("| Water tank | 1.8 L |")
