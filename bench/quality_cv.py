@@ -15,7 +15,7 @@ and the held-out fold's questions are scored with them. "in-sample" fits on ever
 questions; "shipped" is what qa/answering.py holds. Figures as `qa eval` counts them (a false abstention is not
 a hit), per corpus and per question shape, then the abstention trade-off held out.
 
-    .venv/bin/python bench/quality_cv.py                  # ~10 minutes on 2 busy cores
+    .venv/bin/python bench/quality_cv.py                  # ~5 minutes on 2 busy cores
     .venv/bin/python bench/quality_cv.py --print-weights  # also the models fitted on everything, to ship
     .venv/bin/python bench/quality_cv.py --cache /tmp/rows   # reuse the feature rows of an earlier run
 """
