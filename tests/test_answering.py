@@ -269,6 +269,15 @@ def test_window_cosines_are_those_of_its_units(tiny):
         assert row[FEATURES.index("window_dense")] == pytest.approx(cosines.sum() / np.linalg.norm(vectors.sum(axis=0)), abs=1e-6)
 
 
+def _window_features(assistant, question):
+    """Index the assistant's corpus; the text and FEATURES row of every candidate window of `question`."""
+    assistant.index()
+    live = assistant.live()
+    query, _, _ = assistant._search_for(live, question, (), None)
+    windows, features = live.extractor.features(question, query, live.retriever.search(query))
+    return [live.extractor._window_text(w.first, w.last) for w in windows], features
+
+
 #: A question from the floor repeats what is asked; the reply after it answers.
 MINUTES = {
     "minutes.txt": (
@@ -282,12 +291,8 @@ MINUTES = {
 
 def test_a_window_that_ends_asking_is_marked_and_the_reply_is_quoted(tmp_path, embedder):
     assistant = make_assistant(tmp_path, embedder, MINUTES)
-    assistant.index()
-    live = assistant.live()
     question = "Will junior members have to pay more?"
-    query, _, _ = assistant._search_for(live, question, (), None)
-    windows, features = live.extractor.features(question, query, live.retriever.search(query))
-    texts = [live.extractor._window_text(w.first, w.last) for w in windows]
+    texts, features = _window_features(assistant, question)
     asking = dict(zip(texts, features[:, FEATURES.index("asking")].tolist()))
     assert asking["Question from the floor (Anna Kowal): would junior members pay more as well?"] == 1.0
     reply = "Question from the floor (Anna Kowal): would junior members pay more as well?\nReply (Treasurer): No."
@@ -327,12 +332,8 @@ MANUAL = {
 def test_a_table_s_header_row_is_context_never_the_answer(tmp_path, embedder):
     """The header row repeats the question's words ("capacity"), but it is the rows' context: the quote is a row."""
     assistant = make_assistant(tmp_path, embedder, MANUAL)
-    assistant.index()
-    live = assistant.live()
     question = "What is the capacity of the part that holds the beans?"
-    query, _, _ = assistant._search_for(live, question, (), None)
-    windows, features = live.extractor.features(question, query, live.retriever.search(query))
-    texts = [live.extractor._window_text(w.first, w.last) for w in windows]
+    texts, features = _window_features(assistant, question)
     assert "| Part | Capacity |" not in texts
     label = dict(zip(texts, features[:, FEATURES.index("label_terms")].tolist()))
     assert label["| Bean hopper | 250 g |"] > label["| Water tank | 1.8 L, removable |"] == 0.0
