@@ -477,6 +477,11 @@ LABEL_WORDS = 5
 _LABEL = re.compile(r"[\s>*•-]*([^:\n|]{2,60}?):[*_]*\s+\S|\|\s*([^|\n]{1,60}?)\s*\|")
 
 
+def _blank(text: str) -> bool:
+    """No letter or digit: a drawn rule, a table's |---| line."""
+    return not any(ch.isalnum() for ch in text)
+
+
 def _label(unit: str) -> str:
     """What a line names before its value: "Heat-up time" in "Heat-up time: approx. 40 seconds", "Water tank" in
     "| Water tank | 1.8 L |"; "" for a line that is not a label and its value.
@@ -547,11 +552,11 @@ class Extractor:
                 # subtle: only a row above a |---| rule is a header; an HTML table's first row may be data
                 below = self.snapshot.rows(UNITS, [u + 1])[0]
                 rule = text[int(below["start"]) : int(below["end"])]
-                header = int(below["document"]) == doc and KINDS[int(below["kind"])] == "table_row" and not any(ch.isalnum() for ch in rule)
+                header = int(below["document"]) == doc and KINDS[int(below["kind"])] == "table_row" and _blank(rule)
             found = _Unit(
                 doc, start, end, kind, frozenset(self.snapshot.terms(UNITS, [u])[0]),
                 frozenset(tokenize(context)), context,
-                bool(_QUOTED_LINE.match(text, line_start)), not any(ch.isalnum() for ch in text[start:end]),
+                bool(_QUOTED_LINE.match(text, line_start)), _blank(text[start:end]),
                 _ASKING.search(text[start:end]) is not None, header,
                 frozenset(tokenize(_label(text[start:end]))) if kind in _STRUCTURE_KINDS else frozenset(),
             )
