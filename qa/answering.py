@@ -4,14 +4,14 @@ The quoted evidence is a window of 1..WINDOW_UNITS consecutive units (sentences 
 verbatim span: the line that repeats the question's words and the next one that answers it are quoted together.
 Each window is scored by a linear function of evidence that needs no model call (FEATURES): its units', its
 passage's and its neighbours' cosine to the question (vectors from the index); the idf-weighted share of the
-question's terms found in it, around it, in the heading or table header it sits under, in a line's label ("Heat-up
-time: ...", a table row's first cell), in its document and its file name; the best cosine in its file and the fused
-rank of its passage; whether it holds the kind of thing the question asks for (a number for "how many", a date or
-clock time for "when", a name for "who", a phone number or an email address, a sum of money for a fee), near the
-question's words, or an acronym's expansion; whether it says anything beyond the question; its size in words,
-whether it is a quoted older message (`> `), an update, a structure line, whether it ends asking (a question from
-the floor, "parents asked whether...": the reply after it answers); and for a follow-up, whether it is in the
-previous answer's document.
+question's terms found in it, around it, in the heading or table header it sits under, in a line's label
+("Heat-up time: ...", a table row's first cell), in its document and its file name; the share of the question's
+adjacent term pairs it holds ("accepted solution"); the best cosine in its file and the fused rank of its passage;
+whether it holds the kind of thing the question asks for (a number for "how many", a date or clock time for "when",
+a name for "who", a phone number or an email address, a sum of money for a fee), near the question's words, or an
+acronym's expansion; whether it says anything beyond the question; its size in words, whether it is a quoted older
+message (`> `), an update, a structure line, whether it ends asking (a question from the floor, "parents asked
+whether...": the reply after it answers); and for a follow-up, whether it is in the previous answer's document.
 Whether to answer at all is a second, logistic model (Answerability) over the best window's score, its lead over
 the runner-up and its evidence: the confidence; below Settings.min_confidence the assistant abstains.
 """
@@ -134,37 +134,38 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = 4.62
-    window_dense: float = 7.15
-    chunk_dense: float = 1.13
-    neighbour_dense: float = -0.88
-    sentence_terms: float = 4.11
-    context_terms: float = 2.46
-    heading_terms: float = 3.75
-    document_terms: float = 2.23
-    next_terms: float = -3.39
-    answer_kind: float = 2.20
-    kind_missing: float = 0.22
-    kind_near: float = 0.96
-    novelty: float = 1.62
-    words: float = 1.07
-    long_words: float = -5.02
-    echo: float = -1.90
-    quoted: float = -0.64
-    structure: float = 0.23
-    definition: float = 4.03
-    update: float = 0.14
-    previous_document: float = 1.18
-    repeats_previous: float = -2.05
-    rare_term: float = 0.51
-    asking: float = -2.70
-    money: float = 0.61
-    money_missing: float = -0.61  # money's complement when money is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 4.75
-    update_match: float = 0.64
-    passage_rank: float = 0.37
-    document_dense: float = 4.02
-    title_terms: float = 4.79
+    sentence_dense: float = 3.46
+    window_dense: float = 7.86
+    chunk_dense: float = 2.04
+    neighbour_dense: float = -0.76
+    sentence_terms: float = 3.27
+    context_terms: float = 3.05
+    heading_terms: float = 3.45
+    document_terms: float = 2.48
+    next_terms: float = -3.93
+    answer_kind: float = 2.16
+    kind_missing: float = 0.24
+    kind_near: float = 1.11
+    novelty: float = 1.39
+    words: float = 1.31
+    long_words: float = -5.98
+    echo: float = -2.40
+    quoted: float = -0.24
+    structure: float = 0.21
+    definition: float = 5.04
+    update: float = 0.17
+    previous_document: float = 1.26
+    repeats_previous: float = -1.82
+    rare_term: float = 0.43
+    asking: float = -2.62
+    money: float = 0.96
+    money_missing: float = -0.96  # money's complement when money is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 4.88
+    update_match: float = 0.68
+    passage_rank: float = 0.08
+    document_dense: float = 6.12
+    title_terms: float = 3.94
+    phrases: float = 2.23
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -189,8 +190,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02955, 0.1391, -0.01862, 0.7343, 0.8584, 0.3366, 0.5642, 0.2569, 0.3966, 0.4896, 0.2652, 0.28, -0.02548, 0.015, 0.004173, -1.373, 0.1503, 0.2132, 0.4654, -0.1754, -0.04115, 0.8978, -0.1128, 0.2353, -0.02677, 0.1179, -0.3373, 0.04261, -0.8067, 0.6731, -0.09119, 0.3843, 0.6956, -0.2872)
-    bias: float = -0.7135
+    weights: tuple[float, ...] = (0.02688, 0.1342, -0.02394, 0.7067, 0.8283, 0.2947, 0.5904, 0.2739, 0.3575, 0.003029, 0.1962, 0.989, -0.02826, -0.1133, 0.002558, -0.7709, 0.2183, 0.3662, 0.2907, -0.03604, 0.01746, 0.9105, -0.1031, 0.279, -0.1101, 0.1434, -0.6439, -0.007677, -0.6979, 0.7565, -0.1159, 0.273, 0.7295, 0.08283, 0.1134)
+    bias: float = -1.264
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -451,6 +452,7 @@ class _Unit:
     asking: bool  # it asks a question (or reports one) rather than answers
     header: bool  # a table's header row: the context of the rows below it, never an answer alone
     label_terms: frozenset[str]  # of its label: "Heat-up time" in "Heat-up time: 40 s", a table row's first cell
+    pairs: frozenset[tuple[str, str]]  # its adjacent indexed terms: ("accept", "solut") in "Accepted solution"
 
 
 @dataclass(frozen=True)
@@ -480,6 +482,11 @@ _LABEL = re.compile(r"[\s>*•-]*([^:\n|]{2,60}?):[*_]*\s+\S|\|\s*([^|\n]{1,60}?
 def _blank(text: str) -> bool:
     """No letter or digit: a drawn rule, a table's |---| line."""
     return not any(ch.isalnum() for ch in text)
+
+
+def _pairs(terms: list[str]) -> frozenset[tuple[str, str]]:
+    """Adjacent terms, stop words skipped: what a phrase of the question ("accepted solution") shares with a text."""
+    return frozenset(zip(terms, terms[1:]))
 
 
 def _label(unit: str) -> str:
@@ -559,6 +566,7 @@ class Extractor:
                 bool(_QUOTED_LINE.match(text, line_start)), _blank(text[start:end]),
                 _ASKING.search(text[start:end]) is not None, header,
                 frozenset(tokenize(_label(text[start:end]))) if kind in _STRUCTURE_KINDS else frozenset(),
+                _pairs(tokenize(text[start:end])),
             )
             self._units[u] = found
         return found
@@ -639,6 +647,7 @@ class Extractor:
             return covered[mask]
 
         rare = {max(weights, key=weights.get)} if weights else set()
+        asked_pairs = _pairs(query.terms)
         of_document = snap.rows(UNITS, candidates.sentences)["document"]
         docs = np.unique(of_document)
         holding = snap.documents_holding(list(weights), docs)
@@ -712,6 +721,9 @@ class Extractor:
             row[col["rare_term"]] = bool(rare_bits & around_mask)
             row[col["asking"]] = units[-1].asking
             row[col["label_terms"]] = coverage(label_mask_of.get(w.first, 0))
+            if asked_pairs:
+                held = units[0].pairs if len(units) == 1 else frozenset().union(*(u.pairs for u in units))
+                row[col["phrases"]] = len(asked_pairs & held) / len(asked_pairs)
             if previous is not None:
                 row[col["previous_document"]] = doc == previous_document
                 row[col["repeats_previous"]] = w.first < previous.end and previous.sentence < w.last

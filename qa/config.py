@@ -49,8 +49,9 @@ class Settings:
     retrieval_depth: int = 50
     #: Best chunks whose units all become answer candidates.
     passages: int = 8
-    #: Best units found on their own (outside those chunks) that become candidates too.
-    direct_units: int = 20
+    #: Best units found on their own (outside those chunks) that become candidates too: the short lines of real
+    #: files (a signature, a `Label: value` line) often sit in a passage that ranks low as a whole.
+    direct_units: int = 40
     #: Below this confidence the answer is "the documents don't say".
     min_confidence: float = 0.5
     #: Model threads for a question's encode (0: one per core). One short text gains little from a second

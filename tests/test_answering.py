@@ -303,6 +303,19 @@ def test_a_window_that_ends_asking_is_marked_and_the_reply_is_quoted(tmp_path, e
     assert text[answer.citations[0].start : answer.citations[0].end] == answer.citations[0].quote
 
 
+def test_a_window_that_holds_the_question_s_phrase_is_told_from_one_that_holds_its_words_apart(tmp_path, embedder):
+    """"accepted solution" as a phrase, not "solution" and "accepted" in one line: adjacent terms are evidence."""
+    thread = (
+        "Accepted solution posted on 7 October by gravel_ken.\n\n"
+        "My first solution was never accepted, so I posted a second one.\n"
+    )
+    assistant = make_assistant(tmp_path, embedder, {"thread.txt": thread})
+    texts, features = _window_features(assistant, "When was the accepted solution posted?")
+    phrases = dict(zip(texts, features[:, FEATURES.index("phrases")].tolist()))
+    assert phrases["Accepted solution posted on 7 October by gravel_ken."] > 0.5
+    assert phrases["My first solution was never accepted, so I posted a second one."] == 0.0
+
+
 @pytest.mark.parametrize(
     "quote, names",
     [
