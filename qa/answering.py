@@ -134,38 +134,38 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = 3.46
-    window_dense: float = 7.86
-    chunk_dense: float = 2.04
-    neighbour_dense: float = -0.76
-    sentence_terms: float = 3.27
-    context_terms: float = 3.05
-    heading_terms: float = 3.45
-    document_terms: float = 2.48
-    next_terms: float = -3.93
-    answer_kind: float = 2.16
-    kind_missing: float = 0.24
-    kind_near: float = 1.11
-    novelty: float = 1.39
-    words: float = 1.31
-    long_words: float = -5.98
-    echo: float = -2.40
-    quoted: float = -0.24
-    structure: float = 0.21
-    definition: float = 5.04
-    update: float = 0.17
-    previous_document: float = 1.26
-    repeats_previous: float = -1.82
-    rare_term: float = 0.43
-    asking: float = -2.62
-    money: float = 0.96
-    money_missing: float = -0.96  # money's complement when money is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 4.88
-    update_match: float = 0.68
-    passage_rank: float = 0.08
-    document_dense: float = 6.12
-    title_terms: float = 3.94
-    phrases: float = 2.23
+    sentence_dense: float = 3.48
+    window_dense: float = 7.56
+    chunk_dense: float = 2.11
+    neighbour_dense: float = -0.61
+    sentence_terms: float = 2.85
+    context_terms: float = 3.71
+    heading_terms: float = 3.19
+    document_terms: float = 2.14
+    next_terms: float = -3.97
+    answer_kind: float = 1.84
+    kind_missing: float = -0.21
+    kind_near: float = 1.08
+    novelty: float = 1.40
+    words: float = 0.99
+    long_words: float = -5.49
+    echo: float = -2.56
+    quoted: float = -0.22
+    structure: float = 0.08
+    definition: float = 4.89
+    update: float = 0.11
+    previous_document: float = 0.92
+    repeats_previous: float = -1.90
+    rare_term: float = 0.38
+    asking: float = -2.95
+    money: float = 1.02
+    money_missing: float = -1.02  # money's complement when money is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 5.45
+    update_match: float = 0.29
+    passage_rank: float = 0.11
+    document_dense: float = 6.21
+    title_terms: float = 5.88
+    phrases: float = 2.26
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -190,8 +190,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02688, 0.1342, -0.02394, 0.7067, 0.8283, 0.2947, 0.5904, 0.2739, 0.3575, 0.003029, 0.1962, 0.989, -0.02826, -0.1133, 0.002558, -0.7709, 0.2183, 0.3662, 0.2907, -0.03604, 0.01746, 0.9105, -0.1031, 0.279, -0.1101, 0.1434, -0.6439, -0.007677, -0.6979, 0.7565, -0.1159, 0.273, 0.7295, 0.08283, 0.1134)
-    bias: float = -1.264
+    weights: tuple[float, ...] = (0.02695, 0.143, -0.05457, 0.7282, 0.8629, 0.2349, 0.6235, 0.2768, 0.4481, 0.08278, 0.08544, 1.044, -0.05408, -0.1114, 0.01556, -3.587, 0.1315, 0.3131, 0.3896, -0.07267, -0.00169, 0.8714, -0.129, 0.2285, 0.01941, 0.1777, -0.3224, -0.08877, -0.8874, 0.6596, -0.1003, 0.2595, 0.6374, -0.06884, 0.1656)
+    bias: float = 1.648
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
