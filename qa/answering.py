@@ -134,38 +134,38 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = 3.48
-    window_dense: float = 7.56
-    chunk_dense: float = 2.11
-    neighbour_dense: float = -0.61
-    sentence_terms: float = 2.85
-    context_terms: float = 3.71
+    sentence_dense: float = 3.34
+    window_dense: float = 7.66
+    chunk_dense: float = 2.16
+    neighbour_dense: float = -0.57
+    sentence_terms: float = 2.70
+    context_terms: float = 3.67
     heading_terms: float = 3.19
-    document_terms: float = 2.14
-    next_terms: float = -3.97
-    answer_kind: float = 1.84
-    kind_missing: float = -0.21
-    kind_near: float = 1.08
-    novelty: float = 1.40
-    words: float = 0.99
-    long_words: float = -5.49
-    echo: float = -2.56
-    quoted: float = -0.22
-    structure: float = 0.08
-    definition: float = 4.89
-    update: float = 0.11
-    previous_document: float = 0.92
-    repeats_previous: float = -1.90
+    document_terms: float = 2.17
+    next_terms: float = -3.93
+    answer_kind: float = 1.89
+    kind_missing: float = -0.19
+    kind_near: float = 1.09
+    novelty: float = 1.36
+    words: float = 1.08
+    long_words: float = -5.54
+    echo: float = -2.59
+    quoted: float = -0.25
+    structure: float = 0.06
+    definition: float = 4.88
+    update: float = 0.13
+    previous_document: float = 1.08
+    repeats_previous: float = -1.80
     rare_term: float = 0.38
-    asking: float = -2.95
-    money: float = 1.02
-    money_missing: float = -1.02  # money's complement when money is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 5.45
-    update_match: float = 0.29
+    asking: float = -2.98
+    money: float = 1.03
+    money_missing: float = -1.03  # money's complement when money is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 5.39
+    update_match: float = 0.23
     passage_rank: float = 0.11
-    document_dense: float = 6.21
-    title_terms: float = 5.88
-    phrases: float = 2.26
+    document_dense: float = 5.96
+    title_terms: float = 5.90
+    phrases: float = 2.40
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -190,8 +190,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02695, 0.143, -0.05457, 0.7282, 0.8629, 0.2349, 0.6235, 0.2768, 0.4481, 0.08278, 0.08544, 1.044, -0.05408, -0.1114, 0.01556, -3.587, 0.1315, 0.3131, 0.3896, -0.07267, -0.00169, 0.8714, -0.129, 0.2285, 0.01941, 0.1777, -0.3224, -0.08877, -0.8874, 0.6596, -0.1003, 0.2595, 0.6374, -0.06884, 0.1656)
-    bias: float = 1.648
+    weights: tuple[float, ...] = (0.02688, 0.1422, -0.05312, 0.7028, 0.8295, 0.237, 0.5887, 0.2276, 0.4265, 0.06316, 0.08849, 1.247, -0.04762, -0.1947, 0.02072, -3.511, 0.07214, 0.3044, 0.4653, -0.04872, -0.002423, 0.8783, -0.1296, 0.2984, -0.02072, 0.1924, -0.3566, -0.06485, -0.9025, 0.6834, -0.08041, 0.2592, 0.6594, -0.1036, 0.197)
+    bias: float = 1.625
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -484,8 +484,13 @@ def _blank(text: str) -> bool:
     return not any(ch.isalnum() for ch in text)
 
 
+#: Terms that make a question a question ("when", "does"): never part of a phrase a document repeats.
+_QUESTION_TERMS = frozenset(tokenize("what when where who whom whose which why how do does did can could would should"))
+
+
 def _pairs(terms: list[str]) -> frozenset[tuple[str, str]]:
-    """Adjacent terms, stop words skipped: what a phrase of the question ("accepted solution") shares with a text."""
+    """Adjacent indexed terms (stop words are not indexed): what a phrase of the question ("accepted solution")
+    shares with a text."""
     return frozenset(zip(terms, terms[1:]))
 
 
@@ -566,7 +571,7 @@ class Extractor:
                 bool(_QUOTED_LINE.match(text, line_start)), _blank(text[start:end]),
                 _ASKING.search(text[start:end]) is not None, header,
                 frozenset(tokenize(_label(text[start:end]))) if kind in _STRUCTURE_KINDS else frozenset(),
-                _pairs(tokenize(text[start:end])),
+                _pairs([t for _, _, t in self._spans_of.setdefault(u, term_spans(text[start:end]))]),
             )
             self._units[u] = found
         return found
@@ -647,7 +652,7 @@ class Extractor:
             return covered[mask]
 
         rare = {max(weights, key=weights.get)} if weights else set()
-        asked_pairs = _pairs(query.terms)
+        asked_pairs = _pairs([t for t in query.terms if t not in _QUESTION_TERMS])
         of_document = snap.rows(UNITS, candidates.sentences)["document"]
         docs = np.unique(of_document)
         holding = snap.documents_holding(list(weights), docs)

@@ -312,7 +312,7 @@ def test_a_window_that_holds_the_question_s_phrase_is_told_from_one_that_holds_i
     assistant = make_assistant(tmp_path, embedder, {"thread.txt": thread})
     texts, features = _window_features(assistant, "When was the accepted solution posted?")
     phrases = dict(zip(texts, features[:, FEATURES.index("phrases")].tolist()))
-    assert phrases["Accepted solution posted on 7 October by gravel_ken."] > 0.5
+    assert phrases["Accepted solution posted on 7 October by gravel_ken."] == 1.0
     assert phrases["My first solution was never accepted, so I posted a second one."] == 0.0
 
 
