@@ -269,13 +269,14 @@ def test_window_cosines_are_those_of_its_units(tiny):
         assert row[FEATURES.index("window_dense")] == pytest.approx(cosines.sum() / np.linalg.norm(vectors.sum(axis=0)), abs=1e-6)
 
 
-def _window_features(assistant, question):
-    """Index the assistant's corpus; the text and FEATURES row of every candidate window of `question`."""
+def _window_feature(assistant, question, name):
+    """Index the assistant's corpus; one FEATURES column of `question`, by the text of each candidate window."""
     assistant.index()
     live = assistant.live()
     query, _, _ = assistant._search_for(live, question, (), None)
     windows, features = live.extractor.features(question, query, live.retriever.search(query))
-    return [live.extractor._window_text(w.first, w.last) for w in windows], features
+    texts = [live.extractor._window_text(w.first, w.last) for w in windows]
+    return dict(zip(texts, features[:, FEATURES.index(name)].tolist()))
 
 
 #: A question from the floor repeats what is asked; the reply after it answers.
@@ -292,8 +293,7 @@ MINUTES = {
 def test_a_window_that_ends_asking_is_marked_and_the_reply_is_quoted(tmp_path, embedder):
     assistant = make_assistant(tmp_path, embedder, MINUTES)
     question = "Will junior members have to pay more?"
-    texts, features = _window_features(assistant, question)
-    asking = dict(zip(texts, features[:, FEATURES.index("asking")].tolist()))
+    asking = _window_feature(assistant, question, "asking")
     assert asking["Question from the floor (Anna Kowal): would junior members pay more as well?"] == 1.0
     reply = "Question from the floor (Anna Kowal): would junior members pay more as well?\nReply (Treasurer): No."
     assert asking[reply] == 0.0
@@ -310,8 +310,7 @@ def test_a_window_that_holds_the_question_s_phrase_is_told_from_one_that_holds_i
         "My first solution was never accepted, so I posted a second one.\n"
     )
     assistant = make_assistant(tmp_path, embedder, {"thread.txt": thread})
-    texts, features = _window_features(assistant, "When was the accepted solution posted?")
-    phrases = dict(zip(texts, features[:, FEATURES.index("phrases")].tolist()))
+    phrases = _window_feature(assistant, "When was the accepted solution posted?", "phrases")
     assert phrases["Accepted solution posted on 7 October by gravel_ken."] == 1.0
     assert phrases["My first solution was never accepted, so I posted a second one."] == 0.0
 
@@ -346,9 +345,8 @@ def test_a_table_s_header_row_is_context_never_the_answer(tmp_path, embedder):
     """The header row repeats the question's words ("capacity"), but it is the rows' context: the quote is a row."""
     assistant = make_assistant(tmp_path, embedder, MANUAL)
     question = "What is the capacity of the part that holds the beans?"
-    texts, features = _window_features(assistant, question)
-    assert "| Part | Capacity |" not in texts
-    label = dict(zip(texts, features[:, FEATURES.index("label_terms")].tolist()))
+    label = _window_feature(assistant, question, "label_terms")
+    assert "| Part | Capacity |" not in label
     assert label["| Bean hopper | 250 g |"] > label["| Water tank | 1.8 L, removable |"] == 0.0
     answer = assistant.ask(question)
     assert answer.answered and answer.citations[0].quote == "| Bean hopper | 250 g |"
