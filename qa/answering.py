@@ -134,38 +134,38 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = 3.34
-    window_dense: float = 7.66
-    chunk_dense: float = 2.16
-    neighbour_dense: float = -0.57
-    sentence_terms: float = 2.70
-    context_terms: float = 3.67
-    heading_terms: float = 3.19
-    document_terms: float = 2.17
-    next_terms: float = -3.93
-    answer_kind: float = 1.89
-    kind_missing: float = -0.19
-    kind_near: float = 1.09
-    novelty: float = 1.36
-    words: float = 1.08
-    long_words: float = -5.54
-    echo: float = -2.59
-    quoted: float = -0.25
-    structure: float = 0.06
-    definition: float = 4.88
-    update: float = 0.13
-    previous_document: float = 1.08
-    repeats_previous: float = -1.80
-    rare_term: float = 0.38
-    asking: float = -2.98
-    money: float = 1.03
-    money_missing: float = -1.03  # money's complement when money is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 5.39
-    update_match: float = 0.23
-    passage_rank: float = 0.11
-    document_dense: float = 5.96
-    title_terms: float = 5.90
-    phrases: float = 2.40
+    sentence_dense: float = 2.85
+    window_dense: float = 8.01
+    chunk_dense: float = 1.99
+    neighbour_dense: float = -0.67
+    sentence_terms: float = 2.56
+    context_terms: float = 3.59
+    heading_terms: float = 2.83
+    document_terms: float = 2.30
+    next_terms: float = -3.85
+    answer_kind: float = 2.08
+    kind_missing: float = -0.26
+    kind_near: float = 0.88
+    novelty: float = 1.15
+    words: float = 0.95
+    long_words: float = -5.66
+    echo: float = -2.33
+    quoted: float = -0.07
+    structure: float = -0.01
+    definition: float = 4.69
+    update: float = 0.18
+    previous_document: float = 1.05
+    repeats_previous: float = -1.65
+    rare_term: float = 0.47
+    asking: float = -3.07
+    money: float = 1.04
+    money_missing: float = -1.04  # money's complement when money is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 5.54
+    update_match: float = 0.02
+    passage_rank: float = 0.09
+    document_dense: float = 6.59
+    title_terms: float = 6.71
+    phrases: float = 2.17
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -190,8 +190,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02688, 0.1422, -0.05312, 0.7028, 0.8295, 0.237, 0.5887, 0.2276, 0.4265, 0.06316, 0.08849, 1.247, -0.04762, -0.1947, 0.02072, -3.511, 0.07214, 0.3044, 0.4653, -0.04872, -0.002423, 0.8783, -0.1296, 0.2984, -0.02072, 0.1924, -0.3566, -0.06485, -0.9025, 0.6834, -0.08041, 0.2592, 0.6594, -0.1036, 0.197)
-    bias: float = 1.625
+    weights: tuple[float, ...] = (0.02557, 0.1493, -0.04715, 0.6556, 0.7851, 0.2659, 0.6083, 0.1925, 0.4146, 0.0298, 0.09242, 1.056, -0.05308, -0.07265, 0.03073, -0.176, 0.2684, 0.3661, 0.3158, -0.08147, 0.05134, 0.8635, -0.1165, 0.3552, -0.03743, 0.16, -0.3795, -0.1351, -0.8891, 0.6163, -0.1503, 0.2773, 0.6259, -0.2211, 0.09366)
+    bias: float = -1.686
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
