@@ -26,7 +26,7 @@ import argparse
 import pickle
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,12 @@ PENALTIES = np.arange(0.0, 6.01, 0.25)
 #: SQuAD paragraphs are held out in this many groups.
 FOLDS = 5
 SQUAD_LIMIT = 300
+#: The learned match: its rank, its L2 penalty, how many best windows per question it is fitted on, and the
+#: groups of folds it is held out in (fitting it is the slow step: 5 fits, not one per fold).
+MATCH_RANK = 8
+MATCH_L2 = 3e-3
+MATCH_WINDOWS = 40
+MATCH_GROUPS = 5
 
 
 @dataclass
@@ -62,6 +68,8 @@ class Row:
     question: str = ""
     texts: tuple = ()  # (source, quote) per window, for --errors
     answers: tuple = ()
+    question_vector: np.ndarray | None = None  # what the learned match reads: the question's vector...
+    window_vectors: np.ndarray | None = None  # ...and each window's (float16, one row per window)
 
 
 def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic: list = ()) -> list[Row]:
@@ -71,11 +79,13 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic:
     from qa.assistant import Assistant
     from qa.config import Settings
     from qa.evaluation import _norm
+    from qa.store import UNITS
 
     assistant = Assistant(Settings(seeds_dir=seeds, index_dir=work), warn=lambda m: None)
     assistant.index()
     live = assistant.live()
     extractor = live.extractor
+    units = live.snapshot.vectors(UNITS, np.arange(live.snapshot.size(UNITS)))
     paragraphs = sorted({q.source or "" for q in questions})
     rows = []
     asked = [(q, corpus, None) for q in questions] + [(q, f"{corpus} off-topic", f"offtopic/{i % FOLDS}") for i, q in enumerate(offtopic)]
@@ -93,7 +103,10 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic:
         shape = q.shape or ("unanswerable" if q.unanswerable else "plain")
         if fold is None:
             fold = f"{corpus}/{paragraphs.index(q.source) % FOLDS}" if corpus == "squad" else f"{corpus}/{q.source}"
-        rows.append(Row(label, fold, shape, q.unanswerable, bool(asked_kind(q.q)), X, y, source, words, [(w.first, w.last) for w in windows], q.q, tuple(texts), q.answers))
+        vectors = np.stack([units[w.first : w.last].sum(axis=0) for w in windows]) if windows else np.zeros((0, units.shape[1]))
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-6)
+        rows.append(Row(label, fold, shape, q.unanswerable, bool(asked_kind(q.q)), X, y, source, words, [(w.first, w.last) for w in windows],
+                        q.q, tuple(texts), q.answers, query.vector.astype(np.float32), vectors.astype(np.float16)))
     return rows
 
 
@@ -160,6 +173,81 @@ def fit_ranking(rows: list[Row], l2: float = 1e-4) -> np.ndarray:
 
     optimiser.step(loss)
     return w.detach().numpy()
+
+
+def fit_match(rows: list[Row], rank: int = MATCH_RANK, l2: float = MATCH_L2, steps: int = 300, seed: int = 0):
+    """The learned match (qa.answering.Match) fitted listwise jointly with linear weights over FEATURES (then
+    dropped: fit_ranking refits them with the match as a column), on each question's best MATCH_WINDOWS windows
+    by a ranking fitted without it."""
+    import torch
+
+    from qa.answering import Match
+
+    data = [r for r in rows if not r.unanswerable and r.y.any()]
+    base = fit_ranking([_without_match(r) for r in data])
+    torch.manual_seed(seed)
+    width, features, dimension = MATCH_WINDOWS, data[0].X.shape[1], data[0].window_vectors.shape[1]
+    X = torch.zeros(len(data), width, features, dtype=torch.float32)
+    W = torch.zeros(len(data), width, dimension, dtype=torch.float32)
+    valid = torch.zeros(len(data), width, dtype=torch.bool)
+    good = torch.zeros(len(data), width, dtype=torch.bool)
+    for i, r in enumerate(data):
+        best = np.argsort(-(_without_match(r).X @ base), kind="stable")[:width]
+        X[i, : len(best)] = torch.tensor(_without_match(r).X[best], dtype=torch.float32)
+        W[i, : len(best)] = torch.tensor(r.window_vectors[best].astype(np.float32))
+        valid[i, : len(best)] = True
+        good[i, : len(best)] = torch.tensor(r.y[best])
+    keep = good.any(1)
+    X, W, valid, good = X[keep], W[keep], valid[keep], good[keep]
+    Q = torch.tensor(np.stack([r.question_vector for r, k in zip(data, keep.tolist()) if k]))
+    beta = torch.zeros(features, requires_grad=True)
+    A = (0.01 * torch.randn(dimension, rank)).requires_grad_()
+    B = (0.01 * torch.randn(dimension, rank)).requires_grad_()
+    optimiser = torch.optim.Adam([beta, A, B], lr=0.05)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        s = X @ beta + ((Q @ A)[:, None, :] * (W @ B)).sum(-1)
+        nll = torch.logsumexp(s.masked_fill(~valid, -torch.inf), 1) - torch.logsumexp(s.masked_fill(~good, -torch.inf), 1)
+        loss = nll.mean() + 1e-4 * (beta**2).sum() + l2 * ((A**2).sum() + (B**2).sum())
+        loss.backward()
+        optimiser.step()
+    return Match(A.detach().numpy(), B.detach().numpy())
+
+
+def _without_match(row: Row) -> Row:
+    """The row with its learned_match column zeroed."""
+    from qa.answering import FEATURES
+
+    X = row.X.copy()
+    X[:, FEATURES.index("learned_match")] = 0.0
+    return replace(row, X=X)
+
+
+def with_match(rows: list[Row], match) -> list[Row]:
+    """The rows with their learned_match column scored by `match`."""
+    from qa.answering import FEATURES
+
+    column, out = FEATURES.index("learned_match"), []
+    for r in rows:
+        X = r.X.copy()
+        if len(X):
+            X[:, column] = match.scores(r.question_vector, r.window_vectors.astype(np.float32))
+        out.append(replace(r, X=X))
+    return out
+
+
+def stacked(rows: list[Row], groups: int = MATCH_GROUPS) -> list[Row]:
+    """The rows with a learned_match column that no question's own document was fitted on: the folds are dealt
+    into `groups` groups, and each group's rows are scored by a match fitted on the other groups."""
+    folds = sorted({r.fold for r in rows})
+    group = {f: i % groups for i, f in enumerate(folds)}
+    out: list[Row | None] = [None] * len(rows)
+    for g in range(groups):
+        match = fit_match([r for r in rows if group[r.fold] != g])
+        at = [i for i, r in enumerate(rows) if group[r.fold] == g]
+        for i, r in zip(at, with_match([rows[i] for i in at], match)):
+            out[i] = r
+    return out
 
 
 def fit_logistic(A: np.ndarray, labels: np.ndarray, l2: float = 0.1) -> tuple[np.ndarray, float]:
@@ -324,32 +412,39 @@ def report(rows: list[Row], held: list[dict], inside: list[dict], shipped: list[
 
 
 def main() -> None:
-    from qa.answering import ANSWERABILITY, FEATURES, Answerability, Weights
+    from qa.answering import ANSWERABILITY, FEATURES, MATCH_FILE, Answerability, Weights
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--print-weights", action="store_true", help="print the models fitted on everything, to ship")
     parser.add_argument("--dev", type=Path, default=ROOT / "eval/dev", help="folder with docs/ and questions/*.jsonl")
     parser.add_argument("--squad", type=Path, nargs="*", default=sorted((shared_dir() / "eval").glob("squad-*.json")))
+    parser.add_argument("--write-match", action="store_true", help=f"write the learned match fitted on everything to {MATCH_FILE.name}, to ship")
     parser.add_argument("--cache", type=Path, help="pickles of the feature rows (<cache>.<corpus>): read if they exist, else written")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qa-quality-") as tmp:
         rows = all_rows(args.dev, args.squad, Path(tmp), args.cache)
     print(f"{len(rows)} questions: " + ", ".join(f"{c} {sum(r.corpus == c for r in rows)}" for c in sorted({r.corpus for r in rows}))
           + f"; {len({r.fold for r in rows})} folds held out in turn")
-    every = choose(rows)
+    # the rows as computed carry the shipped match; the held-out figures read one fitted without their documents
+    match, held_rows = fit_match(rows), stacked(rows)
+    inside_rows = with_match(rows, match)
+    every = choose(inside_rows)
     answerability = Answerability()
     shipped = Model(Weights().vector(), np.array(answerability.weights) if answerability.weights else None, answerability.bias)
-    report(rows, held_out(rows), outcomes(rows, every), outcomes(rows, shipped))
+    report(rows, held_out(held_rows), outcomes(inside_rows, every), outcomes(rows, shipped))
     print("\nabstention trade-off, held out (answerable abstained allowed when fitting -> unanswerable abstained, off-topic abstained, answerable abstained):")
     topical = [not r.corpus.endswith("off-topic") for r in rows]
     for share in (0.02, 0.05, 0.1, 0.2, 0.3):
-        held = held_out(rows, share)
+        held = held_out(held_rows, share)
         f = figures([r for r, t in zip(rows, topical) if t], [g for g, t in zip(held, topical) if t])
         off = figures([r for r, t in zip(rows, topical) if not t], [g for g, t in zip(held, topical) if not t])
         print(f"  {share:4.2f} -> {f['abstain']:.3f} {off['abstain']:.3f} {f['f-abst']:.3f}")
     if args.print_weights:
         print("\nWeights(" + ", ".join(f"{n}={v:.2f}" for n, v in zip(FEATURES, every.weights)) + ")")
         print("Answerability((" + ", ".join(f"{v:.4g}" for v in every.answer_weights) + f"), {every.answer_bias:.4g})  # {ANSWERABILITY}")
+    if args.write_match:
+        match.save(MATCH_FILE)
+        print(f"wrote {MATCH_FILE}")
 
 
 if __name__ == "__main__":

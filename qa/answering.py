@@ -11,7 +11,9 @@ whether it holds the kind of thing the question asks for (a number for "how many
 a name for "who", a phone number or an email address, a sum of money for a fee), near the question's words, or an
 acronym's expansion; whether it says anything beyond the question; its size in words, whether it is a quoted older
 message (`> `), an update, a structure line, whether it ends asking (a question from the floor, "parents asked
-whether...": the reply after it answers); and for a follow-up, whether it is in the previous answer's document.
+whether...": the reply after it answers); for a follow-up, whether it is in the previous answer's document; and a
+learned match of the question's vector to the window's (Match), which reads what kind of window answers what kind
+of question.
 Whether to answer at all is a second, logistic model (Answerability) over the best window's score, its lead over
 the runner-up and its evidence: the confidence; below Settings.min_confidence the assistant abstains.
 """
@@ -22,9 +24,11 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
+from .config import PACKAGED_MODEL
 from .lexical import term_spans, tokenize
 from .retrieval import Candidates, Query
 from .store import CHUNKS, UNITS, Snapshot
@@ -134,38 +138,39 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = 2.85
-    window_dense: float = 8.01
-    chunk_dense: float = 1.99
-    neighbour_dense: float = -0.67
-    sentence_terms: float = 2.56
-    context_terms: float = 3.59
-    heading_terms: float = 2.83
-    document_terms: float = 2.30
-    next_terms: float = -3.85
-    answer_kind: float = 2.08
-    kind_missing: float = -0.26
-    kind_near: float = 0.88
-    novelty: float = 1.15
-    words: float = 0.95
-    long_words: float = -5.66
-    echo: float = -2.33
-    quoted: float = -0.07
-    structure: float = -0.01
-    definition: float = 4.69
-    update: float = 0.18
-    previous_document: float = 1.05
-    repeats_previous: float = -1.65
-    rare_term: float = 0.47
-    asking: float = -3.07
-    money: float = 1.04
-    money_missing: float = -1.04  # money's complement when money is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 5.54
-    update_match: float = 0.02
-    passage_rank: float = 0.09
-    document_dense: float = 6.59
-    title_terms: float = 6.71
-    phrases: float = 2.17
+    sentence_dense: float = 2.96
+    window_dense: float = 7.87
+    chunk_dense: float = 2.05
+    neighbour_dense: float = -0.68
+    sentence_terms: float = 2.59
+    context_terms: float = 3.66
+    heading_terms: float = 2.82
+    document_terms: float = 2.21
+    next_terms: float = -3.80
+    answer_kind: float = 1.89
+    kind_missing: float = -0.33
+    kind_near: float = 0.91
+    novelty: float = 1.07
+    words: float = 1.71
+    long_words: float = -5.58
+    echo: float = -2.16
+    quoted: float = -0.12
+    structure: float = -0.15
+    definition: float = 4.55
+    update: float = 0.26
+    previous_document: float = 0.97
+    repeats_previous: float = -1.61
+    rare_term: float = 0.43
+    asking: float = -2.97
+    money: float = 0.98
+    money_missing: float = -0.98  # money's complement when money is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 5.11
+    update_match: float = -0.04
+    passage_rank: float = 0.11
+    document_dense: float = 6.51
+    title_terms: float = 6.42
+    phrases: float = 2.12
+    learned_match: float = 12.65
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -190,8 +195,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02557, 0.1493, -0.04715, 0.6556, 0.7851, 0.2659, 0.6083, 0.1925, 0.4146, 0.0298, 0.09242, 1.056, -0.05308, -0.07265, 0.03073, -0.176, 0.2684, 0.3661, 0.3158, -0.08147, 0.05134, 0.8635, -0.1165, 0.3552, -0.03743, 0.16, -0.3795, -0.1351, -0.8891, 0.6163, -0.1503, 0.2773, 0.6259, -0.2211, 0.09366)
-    bias: float = -1.686
+    weights: tuple[float, ...] = (0.02698, 0.1605, -0.02897, 0.6417, 0.847, 0.273, 0.539, 0.2073, 0.4052, 0.03664, 0.057, 0.805, -0.02886, -0.1742, 0.03465, -0.754, 0.1318, 0.3408, 0.4535, -0.1338, 0.04333, 0.9249, -0.1066, 0.2949, -0.01081, 0.1658, -0.4033, -0.1726, -0.9213, 0.6009, -0.1593, 0.2696, 0.5631, -0.1627, 0.1253, 1.113)
+    bias: float = -1.095
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -210,6 +215,39 @@ def answerability_rows(raw: np.ndarray, features: np.ndarray, taken: list[int], 
     margin = raw[taken[0]] - raw[taken[1]] if len(taken) > 1 else 0.0
     head = np.array([[raw[i], margin, float(asks_kind)] for i in taken])
     return np.hstack([head, features[taken]])
+
+
+#: Where the fitted `Match` of the packaged model lives (written by bench/quality_cv.py --print-weights).
+MATCH_FILE = Path(__file__).with_name("match.npz")
+
+
+@dataclass(frozen=True)
+class Match:
+    """A learned question-window match: (question vector . question_map) . (window vector . window_map), a
+    low-rank bilinear form over the embeddings the index already holds, so it costs no model call. Where the
+    cosine asks "do they say the same?", this asks "does a window like this answer a question like that?"
+    (a byline for "who wrote", a `Label: value` line for "what is the ..."). Fitted listwise with the other
+    FEATURES by bench/quality_cv.py on the dev documents, seeds and SQuAD; it is only valid for the vectors of
+    the model it was fitted on, so any other model gets none."""
+
+    question_map: np.ndarray  # (dimension, rank)
+    window_map: np.ndarray  # (dimension, rank)
+
+    @classmethod
+    def packaged(cls, model: str, dimension: int) -> Match | None:
+        """The shipped match when the index was built with the packaged model, else None."""
+        if model != PACKAGED_MODEL or not MATCH_FILE.exists():
+            return None
+        with np.load(MATCH_FILE) as stored:
+            match = cls(stored["question_map"].astype(np.float32), stored["window_map"].astype(np.float32))
+        return match if match.question_map.shape[0] == dimension else None
+
+    def scores(self, question: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """One score per row of `windows` (unit vectors, (n, dimension)) for the question's unit vector."""
+        return (windows @ self.window_map) @ (question @ self.question_map)
+
+    def save(self, path: Path) -> None:
+        np.savez(path, question_map=self.question_map.astype(np.float32), window_map=self.window_map.astype(np.float32))
 
 
 #: Units a window spans at most: a topic line and its detail, a question from the floor and its reply.
@@ -535,10 +573,14 @@ def expansion(sentence: str, acronym: str) -> tuple[int, int] | None:
 class Extractor:
     """Chooses evidence windows among a retriever's candidate units."""
 
-    def __init__(self, snapshot: Snapshot, weights: Weights = Weights(), answerability: Answerability = Answerability()):
+    def __init__(
+        self, snapshot: Snapshot, weights: Weights = Weights(), answerability: Answerability = Answerability(), match: Match | None = None
+    ):
         self.snapshot = snapshot
         self.weights = weights
         self.answerability = answerability
+        status = snapshot.status
+        self.match = match if match is not None else Match.packaged(status.settings.get("model", ""), status.dimension)
         self._units: dict[int, _Unit] = {}
         self._facts_of: dict[tuple[int, int], _Facts] = {}
         self._spans_of: dict[int, list] = {}
@@ -629,7 +671,8 @@ class Extractor:
     def features(
         self, question: str, query: Query, candidates: Candidates, previous: Scored | None = None
     ) -> tuple[list[Window], np.ndarray]:
-        """The candidate windows and one row of FEATURES for each, every value in [0, 1] (cosines in [-1, 1]).
+        """The candidate windows and one row of FEATURES for each, every value in [0, 1] (cosines in [-1, 1], the
+        learned match a small score either side of 0).
 
         subtle: the question's terms are bits of a mask, so a window's coverage of them is an OR of its units'
         masks and one table look-up, and every vector the windows need is fetched and scored in one product.
@@ -670,9 +713,12 @@ class Extractor:
         rows = np.full((len(windows), WINDOW_UNITS), len(need), dtype=np.int64)
         for i, w in enumerate(windows):
             rows[i, : w.last - w.first] = [at[u] for u in range(w.first, w.last)]
-        summed = np.linalg.norm(vectors[rows].sum(axis=1), axis=1)
+        window_vectors = vectors[rows].sum(axis=1)
+        window_vectors /= np.maximum(np.linalg.norm(window_vectors, axis=1), 1e-6)[:, None]
         out[:, col["sentence_dense"]] = np.where(rows < len(need), cosines[rows], -np.inf).max(axis=1)
-        out[:, col["window_dense"]] = cosines[rows].sum(axis=1) / np.maximum(summed, 1e-6)
+        out[:, col["window_dense"]] = window_vectors @ query.vector
+        if self.match is not None:
+            out[:, col["learned_match"]] = self.match.scores(query.vector, window_vectors)
 
         kind = asked_kind(question)
         money = kind == "number" and _ASKS_MONEY.search(question) is not None

@@ -4,8 +4,8 @@ scored, on hand-made vectors so every test runs in milliseconds."""
 import numpy as np
 import pytest
 
-from qa.answering import FEATURES, Extractor, answer_phrase, asked_kind, kind_spans, question_weights
-from qa.config import Settings
+from qa.answering import FEATURES, Extractor, Match, Scored, answer_phrase, asked_kind, kind_spans, question_weights
+from qa.config import PACKAGED_MODEL, Settings
 from qa.folder_store import FolderStore
 from qa.lexical import tokenize
 from qa.retrieval import Query, Retriever
@@ -215,11 +215,37 @@ def test_features_are_one_bounded_row_per_window(tiny):
     extractor, _, candidates, query = _ask(data, "How high is Mount Etna?", toward=4)
     windows, features = extractor.features("How high is Mount Etna?", query, candidates)
     assert features.shape == (len(windows), len(FEATURES)) and len(windows) >= len(candidates.sentences)
-    assert np.all(features >= -1.0) and np.all(features <= 1.0)
+    bounded = np.delete(features, FEATURES.index("learned_match"), axis=1)  # a learned score, not a share
+    assert np.all(bounded >= -1.0) and np.all(bounded <= 1.0)
     assert all(w.last - w.first in (1, 2, 3) for w in windows)
     terms = features[:, FEATURES.index("sentence_terms")]
     best = windows[int(np.argmax(terms))]
     assert any("Etna" in tiny[1][u] for u in range(best.first, best.last))
+
+
+def test_the_learned_match_scores_each_window_from_its_stored_vectors(tiny):
+    data, _ = tiny
+    rng = np.random.default_rng(0)
+    dimension = data.status.dimension
+    match = Match(rng.normal(size=(dimension, 4)).astype(np.float32), rng.normal(size=(dimension, 4)).astype(np.float32))
+    extractor = Extractor(data, match=match)
+    _, _, candidates, query = _ask(data, "How high is Mount Etna?", toward=4)
+    windows, features = extractor.features("How high is Mount Etna?", query, candidates)
+    column = features[:, FEATURES.index("learned_match")]
+    for w, value in zip(windows, column):
+        vector = extractor.window_vector(Scored(w.first, w.chunk, 0.0, w.last))
+        assert value == pytest.approx(float(match.scores(query.vector, vector[None])[0]), rel=1e-4, abs=1e-5)
+    assert len(set(np.round(column, 5))) > 1  # it tells windows apart
+
+
+def test_the_shipped_match_serves_the_packaged_model_only(tmp_path):
+    assert Match.packaged(PACKAGED_MODEL, 384) is not None
+    assert Match.packaged("some-other-model", 384) is None and Match.packaged(PACKAGED_MODEL, 768) is None
+    rng = np.random.default_rng(1)
+    saved = Match(rng.normal(size=(384, 2)).astype(np.float32), rng.normal(size=(384, 2)).astype(np.float32))
+    saved.save(tmp_path / "match.npz")
+    with np.load(tmp_path / "match.npz") as stored:
+        assert np.array_equal(stored["question_map"], saved.question_map) and np.array_equal(stored["window_map"], saved.window_map)
 
 
 def test_a_window_span_and_its_phrase_are_the_documents_own_text(tiny):
