@@ -5,7 +5,10 @@ Every question of three corpora (eval/dev: realistic files; the seed documents w
 (general questions no corpus answers, asked of each) is searched exactly as `Assistant.ask` does
 (follow-ups with their history and the previous answer), and every candidate window gets its FEATURES row and a
 label: right file, and it holds a gold answer. The folds are the dev and seed documents, and the SQuAD
-paragraphs in FOLDS groups. For each fold in turn, on the questions of all the OTHER folds:
+paragraphs in FOLDS groups. The learned match (qa.answering.Match, the slow fit) is held out in MATCH_GROUPS
+groups of folds: each question's learned_match column comes from a match fitted without its group (so never on
+its own document; the weights of the folds below are fitted on columns whose matches did see it, a small
+optimistic bias the test set does not have). For each fold in turn, on the questions of all the OTHER folds:
   - the ranking weights are fitted (softmax over each question's windows, L2);
   - a size penalty on the words beyond LONG_WORDS is chosen: among those that keep the mean first quotation under WORDS words on
     every corpus, the one with the best hit@1 averaged over the corpora;
@@ -15,8 +18,8 @@ and the held-out fold's questions are scored with them. "in-sample" fits on ever
 questions; "shipped" is what qa/answering.py holds. Figures as `qa eval` counts them (a false abstention is not
 a hit), per corpus and per question shape, then the abstention trade-off held out.
 
-    .venv/bin/python bench/quality_cv.py                  # ~5 minutes on 2 busy cores
-    .venv/bin/python bench/quality_cv.py --print-weights  # also the models fitted on everything, to ship
+    .venv/bin/python bench/quality_cv.py                  # ~20 minutes on 2 busy cores
+    .venv/bin/python bench/quality_cv.py --print-weights --write-match  # also the models fitted on everything, to ship
     .venv/bin/python bench/quality_cv.py --cache /tmp/rows   # reuse the feature rows of an earlier run
 """
 
@@ -69,7 +72,7 @@ class Row:
     texts: tuple = ()  # (source, quote) per window, for --errors
     answers: tuple = ()
     question_vector: np.ndarray | None = None  # what the learned match reads: the question's vector...
-    window_vectors: np.ndarray | None = None  # ...and each window's (float16, one row per window)
+    window_vectors: np.ndarray | None = None  # ...and each window's, as Extractor.features forms it (float16 keeps the cache small)
 
 
 def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic: list = ()) -> list[Row]:
@@ -175,7 +178,7 @@ def fit_ranking(rows: list[Row], l2: float = 1e-4) -> np.ndarray:
     return w.detach().numpy()
 
 
-def fit_match(rows: list[Row], rank: int = MATCH_RANK, l2: float = MATCH_L2, steps: int = 300, seed: int = 0):
+def fit_match(rows: list[Row], rank: int = MATCH_RANK, l2: float = MATCH_L2, steps: int = 300, seed: int = 0) -> Match:
     """The learned match (qa.answering.Match) fitted listwise jointly with linear weights over FEATURES (then
     dropped: fit_ranking refits them with the match as a column), on each question's best MATCH_WINDOWS windows
     by a ranking fitted without it."""
@@ -183,8 +186,10 @@ def fit_match(rows: list[Row], rank: int = MATCH_RANK, l2: float = MATCH_L2, ste
 
     from qa.answering import Match
 
-    data = [r for r in rows if not r.unanswerable and r.y.any()]
-    base = fit_ranking([_without_match(r) for r in data])
+    data = [_without_match(r) for r in rows if not r.unanswerable and r.y.any()]
+    if any(r.question_vector is None for r in data):
+        raise SystemExit("quality_cv: these cached rows have no vectors (written before the learned match): drop --cache or give a new name")
+    base = fit_ranking(data)
     torch.manual_seed(seed)
     width, features, dimension = MATCH_WINDOWS, data[0].X.shape[1], data[0].window_vectors.shape[1]
     X = torch.zeros(len(data), width, features, dtype=torch.float32)
@@ -192,8 +197,8 @@ def fit_match(rows: list[Row], rank: int = MATCH_RANK, l2: float = MATCH_L2, ste
     valid = torch.zeros(len(data), width, dtype=torch.bool)
     good = torch.zeros(len(data), width, dtype=torch.bool)
     for i, r in enumerate(data):
-        best = np.argsort(-(_without_match(r).X @ base), kind="stable")[:width]
-        X[i, : len(best)] = torch.tensor(_without_match(r).X[best], dtype=torch.float32)
+        best = np.argsort(-(r.X @ base), kind="stable")[:width]
+        X[i, : len(best)] = torch.tensor(r.X[best], dtype=torch.float32)
         W[i, : len(best)] = torch.tensor(r.window_vectors[best].astype(np.float32))
         valid[i, : len(best)] = True
         good[i, : len(best)] = torch.tensor(r.y[best])
@@ -223,7 +228,7 @@ def _without_match(row: Row) -> Row:
     return replace(row, X=X)
 
 
-def with_match(rows: list[Row], match) -> list[Row]:
+def with_match(rows: list[Row], match: Match) -> list[Row]:
     """The rows with their learned_match column scored by `match`."""
     from qa.answering import FEATURES
 
@@ -323,7 +328,11 @@ _RANKINGS: dict[frozenset, np.ndarray] = {}
 
 def choose(rows: list[Row], false_abstain: float = FALSE_ABSTAIN) -> Model:
     """Fit the ranking weights, the size penalty and the answerability model, on `rows` only."""
-    key = frozenset(r.fold for r in rows)
+    # the rows' learned_match column is part of the key: stacked and in-sample rows share folds, not columns
+    from qa.answering import FEATURES
+
+    column = FEATURES.index("learned_match")
+    key = (frozenset(r.fold for r in rows), round(sum(float(r.X[:, column].sum()) for r in rows if len(r.X)), 6))
     if key not in _RANKINGS:
         _RANKINGS[key] = rank_and_penalise(rows)
     w = _RANKINGS[key]

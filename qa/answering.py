@@ -21,6 +21,7 @@ the runner-up and its evidence: the confidence; below Settings.min_confidence th
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PACKAGED_MODEL
+from .errors import QAError
 from .lexical import term_spans, tokenize
 from .retrieval import Candidates, Query
 from .store import CHUNKS, UNITS, Snapshot
@@ -217,18 +219,19 @@ def answerability_rows(raw: np.ndarray, features: np.ndarray, taken: list[int], 
     return np.hstack([head, features[taken]])
 
 
-#: Where the fitted `Match` of the packaged model lives (written by bench/quality_cv.py --print-weights).
+#: Where the fitted `Match` of the packaged model lives (written by bench/quality_cv.py --write-match).
 MATCH_FILE = Path(__file__).with_name("match.npz")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Match:
     """A learned question-window match: (question vector . question_map) . (window vector . window_map), a
     low-rank bilinear form over the embeddings the index already holds, so it costs no model call. Where the
     cosine asks "do they say the same?", this asks "does a window like this answer a question like that?"
     (a byline for "who wrote", a `Label: value` line for "what is the ..."). Fitted listwise with the other
     FEATURES by bench/quality_cv.py on the dev documents, seeds and SQuAD; it is only valid for the vectors of
-    the model it was fitted on, so any other model gets none."""
+    the model it was fitted on, so any other model gets none (and the weights, fitted with it, are unmeasured
+    there)."""
 
     question_map: np.ndarray  # (dimension, rank)
     window_map: np.ndarray  # (dimension, rank)
@@ -236,10 +239,9 @@ class Match:
     @classmethod
     def packaged(cls, model: str, dimension: int) -> Match | None:
         """The shipped match when the index was built with the packaged model, else None."""
-        if model != PACKAGED_MODEL or not MATCH_FILE.exists():
+        if model != PACKAGED_MODEL:
             return None
-        with np.load(MATCH_FILE) as stored:
-            match = cls(stored["question_map"].astype(np.float32), stored["window_map"].astype(np.float32))
+        match = _packaged_match()
         return match if match.question_map.shape[0] == dimension else None
 
     def scores(self, question: np.ndarray, windows: np.ndarray) -> np.ndarray:
@@ -248,6 +250,16 @@ class Match:
 
     def save(self, path: Path) -> None:
         np.savez(path, question_map=self.question_map.astype(np.float32), window_map=self.window_map.astype(np.float32))
+
+
+@lru_cache(maxsize=1)
+def _packaged_match() -> Match:
+    """MATCH_FILE read once per process (every snapshot's extractor uses it)."""
+    try:
+        with np.load(MATCH_FILE) as stored:
+            return Match(stored["question_map"].astype(np.float32), stored["window_map"].astype(np.float32))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise QAError(f"{MATCH_FILE} is missing or damaged ({e}); reinstall qa") from e
 
 
 #: Units a window spans at most: a topic line and its detail, a question from the floor and its reply.
@@ -709,7 +721,6 @@ class Extractor:
         at = {u: i for i, u in enumerate(need)}
         vectors = np.vstack([snap.vectors(UNITS, np.array(need, dtype=np.int64)), np.zeros((1, len(query.vector)), np.float32)])
         cosines = vectors @ query.vector
-        cosines[-1] = 0.0
         rows = np.full((len(windows), WINDOW_UNITS), len(need), dtype=np.int64)
         for i, w in enumerate(windows):
             rows[i, : w.last - w.first] = [at[u] for u in range(w.first, w.last)]
