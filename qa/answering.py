@@ -230,8 +230,8 @@ class Match:
     cosine asks "do they say the same?", this asks "does a window like this answer a question like that?"
     (a byline for "who wrote", a `Label: value` line for "what is the ..."). Fitted listwise with the other
     FEATURES by bench/quality_cv.py on the dev documents, seeds and SQuAD; it is only valid for the vectors of
-    the model it was fitted on, so any other model gets none (and the weights, fitted with it, are unmeasured
-    there)."""
+    the model it was fitted on, so any other model gets none (the weights fitted beside it lose under a point
+    without it, on dev)."""
 
     question_map: np.ndarray  # (dimension, rank)
     window_map: np.ndarray  # (dimension, rank)
