@@ -21,6 +21,7 @@ a hit), per corpus and per question shape, then the abstention trade-off held ou
     .venv/bin/python bench/quality_cv.py                  # ~20 minutes on 2 busy cores
     .venv/bin/python bench/quality_cv.py --print-weights --write-match  # also the models fitted on everything, to ship
     .venv/bin/python bench/quality_cv.py --cache /tmp/rows   # reuse the feature rows of an earlier run
+    .venv/bin/python bench/quality_cv.py --cache /tmp/rows --nested  # also the whole fit held out in groups
 """
 
 from __future__ import annotations
@@ -255,6 +256,26 @@ def stacked(rows: list[Row], groups: int = MATCH_GROUPS) -> list[Row]:
     return out
 
 
+def nested(rows: list[Row], groups: int = MATCH_GROUPS) -> tuple[list[dict], list[dict]]:
+    """Outcomes with and without the match, the whole fit held out in `groups` groups of folds: each group is
+    scored by weights, abstention and match all fitted without it, the training rows' match columns stacked
+    among the training rows only. Slower and coarser than held_out, but with no part fitted on its questions."""
+    folds = sorted({r.fold for r in rows})
+    group = {f: i % groups for i, f in enumerate(folds)}
+    plain = [_without_match(r) for r in rows]
+    with_, without = [None] * len(rows), [None] * len(rows)
+    for g in range(groups):
+        train = [i for i, r in enumerate(rows) if group[r.fold] != g]
+        test = [i for i, r in enumerate(rows) if group[r.fold] == g]
+        for i, o in zip(test, outcomes([plain[i] for i in test], choose([plain[i] for i in train]))):
+            without[i] = o
+        model = choose(stacked([rows[i] for i in train], groups - 1))
+        scored = with_match([rows[i] for i in test], fit_match([rows[i] for i in train]))
+        for i, o in zip(test, outcomes(scored, model)):
+            with_[i] = o
+    return with_, without
+
+
 def fit_logistic(A: np.ndarray, labels: np.ndarray, l2: float = 0.1) -> tuple[np.ndarray, float]:
     """Logistic regression on standardised columns, returned in the raw columns' terms (weights, bias)."""
     import torch
@@ -428,6 +449,7 @@ def main() -> None:
     parser.add_argument("--dev", type=Path, default=ROOT / "eval/dev", help="folder with docs/ and questions/*.jsonl")
     parser.add_argument("--squad", type=Path, nargs="*", default=sorted((shared_dir() / "eval").glob("squad-*.json")))
     parser.add_argument("--write-match", action="store_true", help=f"write the learned match fitted on everything to {MATCH_FILE.name}, to ship")
+    parser.add_argument("--nested", action="store_true", help=f"also the whole fit held out in {MATCH_GROUPS} groups, with and without the match")
     parser.add_argument("--cache", type=Path, help="pickles of the feature rows (<cache>.<corpus>): read if they exist, else written")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qa-quality-") as tmp:
@@ -448,6 +470,13 @@ def main() -> None:
         f = figures([r for r, t in zip(rows, topical) if t], [g for g, t in zip(held, topical) if t])
         off = figures([r for r, t in zip(rows, topical) if not t], [g for g, t in zip(held, topical) if not t])
         print(f"  {share:4.2f} -> {f['abstain']:.3f} {off['abstain']:.3f} {f['f-abst']:.3f}")
+    if args.nested:
+        print(f"\nthe whole fit held out in {MATCH_GROUPS} groups, the match nested (with / without it):")
+        with_, without = nested(rows)
+        for corpus in sorted({r.corpus for r in rows}):
+            idx = [i for i, r in enumerate(rows) if r.corpus == corpus]
+            a, b = (figures([rows[i] for i in idx], [got[i] for i in idx]) for got in (with_, without))
+            print(f"  {corpus:<20}" + "  ".join("-" if a[k] is None else f"{k} {a[k]:.3f} / {b[k]:.3f}" for k in ("hit@1", "hit@3", "src@1", "abstain", "f-abst")))
     if args.print_weights:
         print("\nWeights(" + ", ".join(f"{n}={v:.2f}" for n, v in zip(FEATURES, every.weights)) + ")")
         print("Answerability((" + ", ".join(f"{v:.4g}" for v in every.answer_weights) + f"), {every.answer_bias:.4g})  # {ANSWERABILITY}")
