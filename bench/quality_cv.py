@@ -82,14 +82,13 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic:
     from qa.answering import asked_kind
     from qa.assistant import Assistant
     from qa.config import Settings
+    from qa.answering import Scored
     from qa.evaluation import _norm
-    from qa.store import UNITS
 
     assistant = Assistant(Settings(seeds_dir=seeds, index_dir=work), warn=lambda m: None)
     assistant.index()
     live = assistant.live()
     extractor = live.extractor
-    units = live.snapshot.vectors(UNITS, np.arange(live.snapshot.size(UNITS)))
     paragraphs = sorted({q.source or "" for q in questions})
     rows = []
     asked = [(q, corpus, None) for q in questions] + [(q, f"{corpus} off-topic", f"offtopic/{i % FOLDS}") for i, q in enumerate(offtopic)]
@@ -107,8 +106,8 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic:
         shape = q.shape or ("unanswerable" if q.unanswerable else "plain")
         if fold is None:
             fold = f"{corpus}/{paragraphs.index(q.source) % FOLDS}" if corpus == "squad" else f"{corpus}/{q.source}"
-        vectors = np.stack([units[w.first : w.last].sum(axis=0) for w in windows]) if windows else np.zeros((0, units.shape[1]))
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-6)
+        dimension = live.snapshot.status.dimension
+        vectors = np.stack([extractor.window_vector(Scored(w.first, w.chunk, 0.0, w.last)) for w in windows]) if windows else np.zeros((0, dimension))
         rows.append(Row(label, fold, shape, q.unanswerable, bool(asked_kind(q.q)), X, y, source, words, [(w.first, w.last) for w in windows],
                         q.q, tuple(texts), q.answers, query.vector.astype(np.float32), vectors.astype(np.float16)))
     return rows
@@ -220,33 +219,34 @@ def fit_match(rows: list[Row], rank: int = MATCH_RANK, l2: float = MATCH_L2, ste
     return Match(A.detach().numpy(), B.detach().numpy())
 
 
-def _without_match(row: Row) -> Row:
-    """The row with its learned_match column zeroed."""
+def _with_match_column(row: Row, values) -> Row:
+    """A copy of the row whose learned_match column holds `values` (one per window, or one for all)."""
     from qa.answering import FEATURES
 
     X = row.X.copy()
-    X[:, FEATURES.index("learned_match")] = 0.0
+    if len(X):
+        X[:, FEATURES.index("learned_match")] = values
     return replace(row, X=X)
+
+
+def _without_match(row: Row) -> Row:
+    return _with_match_column(row, 0.0)
 
 
 def with_match(rows: list[Row], match: Match) -> list[Row]:
     """The rows with their learned_match column scored by `match`."""
-    from qa.answering import FEATURES
+    return [_with_match_column(r, match.scores(r.question_vector, r.window_vectors.astype(np.float32)) if len(r.X) else 0.0) for r in rows]
 
-    column, out = FEATURES.index("learned_match"), []
-    for r in rows:
-        X = r.X.copy()
-        if len(X):
-            X[:, column] = match.scores(r.question_vector, r.window_vectors.astype(np.float32))
-        out.append(replace(r, X=X))
-    return out
+
+def _groups(rows: list[Row], groups: int) -> dict[str, int]:
+    """Each fold's group: the folds dealt in turn into `groups` groups."""
+    return {f: i % groups for i, f in enumerate(sorted({r.fold for r in rows}))}
 
 
 def stacked(rows: list[Row], groups: int = MATCH_GROUPS) -> list[Row]:
     """The rows with a learned_match column that no question's own document was fitted on: the folds are dealt
     into `groups` groups, and each group's rows are scored by a match fitted on the other groups."""
-    folds = sorted({r.fold for r in rows})
-    group = {f: i % groups for i, f in enumerate(folds)}
+    group = _groups(rows, groups)
     out: list[Row | None] = [None] * len(rows)
     for g in range(groups):
         match = fit_match([r for r in rows if group[r.fold] != g])
@@ -260,8 +260,7 @@ def nested(rows: list[Row], groups: int = MATCH_GROUPS) -> tuple[list[dict], lis
     """Outcomes with and without the match, the whole fit held out in `groups` groups of folds: each group is
     scored by weights, abstention and match all fitted without it, the training rows' match columns stacked
     among the training rows only. Slower and coarser than held_out, but with no part fitted on its questions."""
-    folds = sorted({r.fold for r in rows})
-    group = {f: i % groups for i, f in enumerate(folds)}
+    group = _groups(rows, groups)
     plain = [_without_match(r) for r in rows]
     with_, without = [None] * len(rows), [None] * len(rows)
     for g in range(groups):
