@@ -10,10 +10,10 @@ adjacent term pairs it holds ("accepted solution"); the best cosine in its file 
 whether it holds the kind of thing the question asks for (a number for "how many", a date or clock time for "when",
 a name for "who", a phone number or an email address, a sum of money for a fee), near the question's words, or an
 acronym's expansion; whether it says anything beyond the question; its size in words, whether it is a quoted older
-message (`> `), an update, a structure line, whether it ends asking (a question from the floor, "parents asked
-whether...": the reply after it answers); for a follow-up, whether it is in the previous answer's document; and a
-learned match of the question's vector to the window's (Match), which reads what kind of window answers what kind
-of question.
+message (`> `), an update, one that states the new value beside the old ("8:15am, not 9:30am"), a structure line,
+whether it ends asking (a question from the floor, "parents asked whether...": the reply after it answers); for a
+follow-up, whether it is in the previous answer's document; and a learned match of the question's vector to the
+window's (Match), which reads what kind of window answers what kind of question.
 Whether to answer at all is a second, logistic model (Answerability) over the best window's score, its lead over
 the runner-up and its evidence: the confidence; below Settings.min_confidence the assistant abstains.
 """
@@ -168,6 +168,7 @@ class Weights:
     money_missing: float = -0.98  # money's complement when money is asked: nothing for ranking, a signal to Answerability
     label_terms: float = 5.11
     update_match: float = -0.04
+    corrects: float = 0.0
     passage_rank: float = 0.11
     document_dense: float = 6.51
     title_terms: float = 6.42
@@ -197,7 +198,7 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02698, 0.1605, -0.02897, 0.6417, 0.847, 0.273, 0.539, 0.2073, 0.4052, 0.03664, 0.057, 0.805, -0.02886, -0.1742, 0.03465, -0.754, 0.1318, 0.3408, 0.4535, -0.1338, 0.04333, 0.9249, -0.1066, 0.2949, -0.01081, 0.1658, -0.4033, -0.1726, -0.9213, 0.6009, -0.1593, 0.2696, 0.5631, -0.1627, 0.1253, 1.113)
+    weights: tuple[float, ...] = (0.02698, 0.1605, -0.02897, 0.6417, 0.847, 0.273, 0.539, 0.2073, 0.4052, 0.03664, 0.057, 0.805, -0.02886, -0.1742, 0.03465, -0.754, 0.1318, 0.3408, 0.4535, -0.1338, 0.04333, 0.9249, -0.1066, 0.2949, -0.01081, 0.1658, -0.4033, -0.1726, -0.9213, 0.6009, -0.1593, 0.0, 0.2696, 0.5631, -0.1627, 0.1253, 1.113)
     bias: float = -1.095
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
@@ -273,6 +274,20 @@ _UPDATE = re.compile(
     re.IGNORECASE,
 )
 _QUOTED_LINE = re.compile(r"\s*>")
+#: A number too plain to be a stated value: a lone digit (a list's "1.") or a year.
+_PLAIN_NUMBER = re.compile(r"\d|(?:19|20)\d\d")
+
+
+def _values(text: str) -> set[str]:
+    """The distinct numbers, dates and sums of money stated in `text`, as written (spaces folded, case ignored)."""
+    found = set()
+    for pattern in (_NUMBER, _DATE, _MONEY):
+        for m in pattern.finditer(text):
+            value = " ".join(m.group().split()).strip(" .,").lower()
+            if any(c.isdigit() for c in value) and not _PLAIN_NUMBER.fullmatch(value):
+                found.add(value)
+    return found
+
 #: A unit that asks rather than tells: "...pay more as well?", "Several parents asked whether the route changes".
 _ASKING = re.compile(
     r"\?[\W_]*$|\b(?:asked|asks|asking|wondered|wonders|wanted to know)\b(?:\s+\S+){0,4}?\s+"
@@ -513,6 +528,7 @@ class _Facts:
     quoted: float  # share of its units inside a quoted older message
     structure: bool
     update: bool
+    corrects: bool  # an update stating two values, the new and the old
 
 
 @dataclass(frozen=True)
@@ -640,9 +656,10 @@ class Extractor:
         if found is None:
             units = [self.unit(u) for u in range(first, last)]
             text = self._window_text(first, last)
+            update = _UPDATE.search(text) is not None
             found = _Facts(
                 min(len(text.split()), WORDS_SCALE), sum(u.quoted for u in units) / len(units),
-                any(u.kind in _STRUCTURE_KINDS for u in units), _UPDATE.search(text) is not None,
+                any(u.kind in _STRUCTURE_KINDS for u in units), update, update and len(_values(text)) > 1,
             )
             self._facts_of[(first, last)] = found
         return found
@@ -795,6 +812,7 @@ class Extractor:
                 row[col["definition"]] = expansion(self._window_text(w.first, w.last), acronym.group(1)) is not None
             row[col["update"]] = facts.update
             row[col["update_match"]] = facts.update * row[col["sentence_terms"]]
+            row[col["corrects"]] = facts.corrects
             if kind:
                 found = [kind_in(u) for u in range(w.first, w.last)]
                 row[col["answer_kind"]] = any(f for f, _ in found)
