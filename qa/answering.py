@@ -140,40 +140,40 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = 2.96
-    window_dense: float = 7.87
-    chunk_dense: float = 2.05
-    neighbour_dense: float = -0.68
-    sentence_terms: float = 2.59
-    context_terms: float = 3.66
-    heading_terms: float = 2.82
-    document_terms: float = 2.21
-    next_terms: float = -3.80
-    answer_kind: float = 1.89
-    kind_missing: float = -0.33
-    kind_near: float = 0.91
-    novelty: float = 1.07
-    words: float = 1.71
-    long_words: float = -5.58
-    echo: float = -2.16
-    quoted: float = -0.12
-    structure: float = -0.15
-    definition: float = 4.55
-    update: float = 0.26
-    previous_document: float = 0.97
-    repeats_previous: float = -1.61
-    rare_term: float = 0.43
-    asking: float = -2.97
-    money: float = 0.98
-    money_missing: float = -0.98  # money's complement when money is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 5.11
-    update_match: float = -0.04
-    corrects: float = 0.0
-    passage_rank: float = 0.11
-    document_dense: float = 6.51
-    title_terms: float = 6.42
-    phrases: float = 2.12
-    learned_match: float = 12.65
+    sentence_dense: float = 2.36
+    window_dense: float = 8.43
+    chunk_dense: float = 1.72
+    neighbour_dense: float = -0.65
+    sentence_terms: float = 2.39
+    context_terms: float = 3.29
+    heading_terms: float = 2.87
+    document_terms: float = 2.31
+    next_terms: float = -3.64
+    answer_kind: float = 1.77
+    kind_missing: float = -0.31
+    kind_near: float = 0.87
+    novelty: float = 1.42
+    words: float = 1.15
+    long_words: float = -5.40
+    echo: float = -1.89
+    quoted: float = -0.22
+    structure: float = -0.09
+    definition: float = 4.56
+    update: float = -0.32
+    previous_document: float = 1.22
+    repeats_previous: float = -1.51
+    rare_term: float = 0.49
+    asking: float = -3.05
+    money: float = 0.92
+    money_missing: float = -0.92  # money's complement when money is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 5.34
+    update_match: float = 0.47
+    corrects: float = 0.58
+    passage_rank: float = 0.13
+    document_dense: float = 6.21
+    title_terms: float = 6.60
+    phrases: float = 2.08
+    learned_match: float = 7.72
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -198,8 +198,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02698, 0.1605, -0.02897, 0.6417, 0.847, 0.273, 0.539, 0.2073, 0.4052, 0.03664, 0.057, 0.805, -0.02886, -0.1742, 0.03465, -0.754, 0.1318, 0.3408, 0.4535, -0.1338, 0.04333, 0.9249, -0.1066, 0.2949, -0.01081, 0.1658, -0.4033, -0.1726, -0.9213, 0.6009, -0.1593, 0.0, 0.2696, 0.5631, -0.1627, 0.1253, 1.113)
-    bias: float = -1.095
+    weights: tuple[float, ...] = (0.02641, 0.1665, -0.05623, 0.6012, 0.8224, 0.3023, 0.5435, 0.1706, 0.4219, 0.04186, 0.09693, 0.9172, -0.05114, -0.1657, 0.042, 0.4538, 0.2724, 0.4488, 0.2695, -0.1648, 0.02266, 0.7082, -0.05619, 0.2941, -0.04092, 0.1714, -0.6515, -0.1788, -0.833, 0.4953, -0.05904, -0.1309, 0.2943, 0.5244, -0.2597, 0.07461, 5.966)
+    bias: float = -2.264
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
