@@ -22,13 +22,15 @@ run: install
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: browser tests will be skipped"
 
-# The tests in parallel, one worker per core up to 4 (each loads the model once), a module per worker so that
-# a module's shared index is built once.
+# The tests in parallel, one worker per core up to 4 (each loads the model once), each module's tests on one
+# worker so that a module's shared index is built once.
+PARALLEL := -n auto --maxprocesses 4 --dist loadscope
+
 test: install browser
-	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadscope
+	$(BIN)/pytest -q $(PARALLEL)
 
 test-fast: install
-	$(BIN)/pytest -q -m "not browser and not server"
+	$(BIN)/pytest -q $(PARALLEL) -m "not browser and not server"
 
 bench: install
 	$(BIN)/python bench/bench.py && $(BIN)/python bench/pg.py
