@@ -140,40 +140,40 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = 2.36
-    window_dense: float = 8.43
-    chunk_dense: float = 1.72
+    sentence_dense: float = 2.38
+    window_dense: float = 8.36
+    chunk_dense: float = 1.67
     neighbour_dense: float = -0.65
-    sentence_terms: float = 2.39
-    context_terms: float = 3.29
-    heading_terms: float = 2.87
-    document_terms: float = 2.31
-    next_terms: float = -3.64
-    answer_kind: float = 1.77
-    kind_missing: float = -0.31
-    kind_near: float = 0.87
-    novelty: float = 1.42
-    words: float = 1.15
-    long_words: float = -5.40
-    echo: float = -1.89
+    sentence_terms: float = 2.40
+    context_terms: float = 3.30
+    heading_terms: float = 2.85
+    document_terms: float = 2.32
+    next_terms: float = -3.66
+    answer_kind: float = 1.74
+    kind_missing: float = -0.32
+    kind_near: float = 0.89
+    novelty: float = 1.38
+    words: float = 1.17
+    long_words: float = -5.42
+    echo: float = -1.97
     quoted: float = -0.22
-    structure: float = -0.09
+    structure: float = -0.11
     definition: float = 4.56
     update: float = -0.32
-    previous_document: float = 1.22
-    repeats_previous: float = -1.51
+    previous_document: float = 1.08
+    repeats_previous: float = -1.44
     rare_term: float = 0.49
-    asking: float = -3.05
-    money: float = 0.92
-    money_missing: float = -0.92  # money's complement when money is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 5.34
-    update_match: float = 0.47
-    corrects: float = 0.58
-    passage_rank: float = 0.13
-    document_dense: float = 6.21
-    title_terms: float = 6.60
+    asking: float = -3.03
+    money: float = 0.91
+    money_missing: float = -0.91  # money's complement when money is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 5.32
+    update_match: float = 0.43
+    corrects: float = 0.65
+    passage_rank: float = 0.16
+    document_dense: float = 6.28
+    title_terms: float = 6.58
     phrases: float = 2.08
-    learned_match: float = 7.72
+    learned_match: float = 8.83
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -198,8 +198,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02641, 0.1665, -0.05623, 0.6012, 0.8224, 0.3023, 0.5435, 0.1706, 0.4219, 0.04186, 0.09693, 0.9172, -0.05114, -0.1657, 0.042, 0.4538, 0.2724, 0.4488, 0.2695, -0.1648, 0.02266, 0.7082, -0.05619, 0.2941, -0.04092, 0.1714, -0.6515, -0.1788, -0.833, 0.4953, -0.05904, -0.1309, 0.2943, 0.5244, -0.2597, 0.07461, 5.966)
-    bias: float = -2.264
+    weights: tuple[float, ...] = (0.02658, 0.1663, -0.05929, 0.594, 0.8052, 0.3117, 0.5471, 0.169, 0.4367, 0.04698, 0.09515, 0.8259, -0.0537, -0.1717, 0.0383, 0.4324, 0.2859, 0.4017, 0.2237, -0.1567, 0.03725, 0.7568, -0.05422, 0.2941, -0.02003, 0.1656, -0.6464, -0.1808, -0.8328, 0.4746, -0.06856, -0.138, 0.2901, 0.5366, -0.2534, 0.07729, 4.976)
+    bias: float = -2.24
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -274,19 +274,25 @@ _UPDATE = re.compile(
     re.IGNORECASE,
 )
 _QUOTED_LINE = re.compile(r"\s*>")
-#: A number too plain to be a stated value: a lone digit (a list's "1.") or a year.
+#: A number too plain to be a stated value: a lone digit (a list's "1.") or a year from 1900 to 2099.
 _PLAIN_NUMBER = re.compile(r"\d|(?:19|20)\d\d")
 
 
 def _values(text: str) -> set[str]:
-    """The distinct numbers, dates and sums of money stated in `text`, as written (spaces folded, case ignored)."""
-    found = set()
-    for pattern in (_NUMBER, _DATE, _MONEY):
-        for m in pattern.finditer(text):
-            value = " ".join(m.group().split()).strip(" .,").lower()
-            if any(c.isdigit() for c in value) and not _PLAIN_NUMBER.fullmatch(value):
-                found.add(value)
+    """The distinct values stated in `text`: each number, date, clock time, sum of money or phone number as
+    written (spaces folded, case ignored), a match inside a wider one not counted again: "now 8:15am, not
+    9:30am" -> {"8:15am", "9:30am"}, never also "15"."""
+    matches = sorted((m.start(), -m.end(), m.group()) for p in (_NUMBER, _DATE, _MONEY, _PHONE) for m in p.finditer(text))
+    found, reach = set(), -1
+    for _, negative_end, phrase in matches:
+        if -negative_end <= reach:
+            continue  # inside a wider match already read
+        reach = -negative_end
+        value = " ".join(phrase.split()).strip(" .,").lower()
+        if any(c.isdigit() for c in value) and not _PLAIN_NUMBER.fullmatch(value):
+            found.add(value)
     return found
+
 
 #: A unit that asks rather than tells: "...pay more as well?", "Several parents asked whether the route changes".
 _ASKING = re.compile(
@@ -528,7 +534,7 @@ class _Facts:
     quoted: float  # share of its units inside a quoted older message
     structure: bool
     update: bool
-    corrects: bool  # an update stating two values, the new and the old
+    corrects: bool  # an update stating two values (the new and, most often, the old)
 
 
 @dataclass(frozen=True)

@@ -342,18 +342,20 @@ def test_a_window_that_holds_the_question_s_phrase_is_told_from_one_that_holds_i
 
 
 def test_an_update_that_states_the_new_value_beside_the_old_is_marked(tmp_path, embedder):
-    """A correction naming both values ("8:15am, not 9:30am") is told from the old statement and from an update
-    that states no value."""
+    """A correction naming both values ("8:15am, not 9:30am") is told from the old statement and from updates that
+    state one value or none."""
     email = (
         "The coach leaves school at 9:30am on Monday 2 June.\n\n"
         "Correction: the coach now leaves school at 8:15am, not 9:30am as I wrote this morning.\n\n"
-        "The packed lunch has moved to the second day.\n"
+        "The packed lunch has moved to the second day.\n\n"
+        "The return coach now leaves the museum at 3:45pm.\n"
     )
     assistant = make_assistant(tmp_path, embedder, {"trip.txt": email})
     corrects = _window_feature(assistant, "What time does the coach leave on 2 June?", "corrects")
     assert corrects["Correction: the coach now leaves school at 8:15am, not 9:30am as I wrote this morning."] == 1.0
     assert corrects["The coach leaves school at 9:30am on Monday 2 June."] == 0.0
     assert corrects["The packed lunch has moved to the second day."] == 0.0
+    assert corrects["The return coach now leaves the museum at 3:45pm."] == 0.0  # one value, not "3:45pm" and "45"
 
 
 @pytest.mark.parametrize(
