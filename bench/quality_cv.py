@@ -348,11 +348,13 @@ _RANKINGS: dict[frozenset, np.ndarray] = {}
 
 def choose(rows: list[Row], false_abstain: float = FALSE_ABSTAIN) -> Model:
     """Fit the ranking weights, the size penalty and the answerability model, on `rows` only."""
-    # the rows' learned_match column is part of the key: stacked and in-sample rows share folds, not columns
+    # the rows' learned_match column and their width are part of the key: stacked and in-sample rows share
+    # folds, not columns, and an experiment may add one (bench/token_match_cv.py)
     from qa.answering import FEATURES
 
     column = FEATURES.index("learned_match")
-    key = (frozenset(r.fold for r in rows), round(sum(float(r.X[:, column].sum()) for r in rows if len(r.X)), 6))
+    width = rows[0].X.shape[1] if rows else 0
+    key = (frozenset(r.fold for r in rows), width, round(sum(float(r.X[:, column].sum()) for r in rows if len(r.X)), 6))
     if key not in _RANKINGS:
         _RANKINGS[key] = rank_and_penalise(rows)
     w = _RANKINGS[key]
