@@ -65,21 +65,19 @@ class TokenVectors:
         return out
 
 
-_AXES: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+def principal_axes(vectors: dict[str, np.ndarray], fit_on: list[str], dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and the first `dims` principal axes of the `fit_on` units' token vectors (SQuAD's, never dev's)."""
+    sample = np.vstack([vectors[t] for t in fit_on])
+    mean = sample.mean(0)
+    return mean, np.linalg.svd(sample - mean, full_matrices=False)[2][:dims].T
 
 
-def shrink(vectors: dict[str, np.ndarray], fit_on: list[str], dims: int, int8: bool, fitted=None) -> dict[str, np.ndarray]:
-    """Token vectors as a smaller index would keep them: centred and projected on the first `dims` principal
-    axes of the `fit_on` units' tokens (SQuAD's, never dev's; taken from `fitted` on the first call, then
-    reused for the questions), and/or the stored ones rounded to int8 with one scale per vector (a question's
-    come fresh from the model)."""
-    if dims:
-        if dims not in _AXES:
-            sample = np.vstack([(fitted or vectors)[t] for t in fit_on])
-            mean = sample.mean(0)
-            _AXES[dims] = mean, np.linalg.svd(sample - mean, full_matrices=False)[2][:dims].T
-        mean, axes = _AXES[dims]
-        vectors = {t: (v - mean) @ axes for t, v in vectors.items()}
+def shrink(vectors: dict[str, np.ndarray], axes: tuple[np.ndarray, np.ndarray] | None, int8: bool) -> dict[str, np.ndarray]:
+    """Token vectors as a smaller index would keep them: centred and projected on `axes`, and/or rounded to
+    int8 with one scale per vector."""
+    if axes is not None:
+        mean, basis = axes
+        vectors = {t: (v - mean) @ basis for t, v in vectors.items()}
         vectors = {t: v / np.linalg.norm(v, axis=1, keepdims=True) for t, v in vectors.items()}
     if int8:
         def rounded(v):
@@ -105,25 +103,27 @@ def token_match_columns(rows: list[cv.Row], dims: int, int8: bool) -> tuple[list
     units = sorted({u for r in rows for i in range(len(r.texts)) for u in units_of(r, i)}, key=len)
     questions = sorted({r.question for r in rows}, key=len)  # by length: batches of alike lengths pad little
     encode = TokenVectors()
+    unit_vectors, question_vectors = encode(units), encode(questions)
     squad_units = sorted({t for (corpus, _, _), t in unit_text.items() if corpus == "squad"})
-    vectors = shrink(encode(units), squad_units, dims, int8)
-    vectors.update(shrink(encode(questions), squad_units, dims, False, fitted=vectors))
+    axes = principal_axes(unit_vectors, squad_units, dims) if dims else None
+    unit_vectors = shrink(unit_vectors, axes, int8)
+    question_vectors = shrink(question_vectors, axes, False)  # a question's come fresh from the model, never stored
     columns = []
     for r in rows:
-        q = vectors[r.question]
+        q = question_vectors[r.question]
         best = {}
         column = np.zeros(len(r.texts))
         for i in range(len(r.texts)):
             per_unit = []
             for u in units_of(r, i):
                 if u not in best:
-                    best[u] = (q @ vectors[u].T).max(1)
+                    best[u] = (q @ unit_vectors[u].T).max(1)
                 per_unit.append(best[u])
             column[i] = np.max(per_unit, axis=0).mean()
         columns.append(column)
     dev_units = [t for (corpus, _, _), t in unit_text.items() if corpus == "dev"]
-    tokens = float(np.mean([len(vectors[t]) for t in dev_units]))
-    d = vectors[dev_units[0]].shape[1]
+    tokens = float(np.mean([len(unit_vectors[t]) for t in dev_units]))
+    d = unit_vectors[dev_units[0]].shape[1]
     per_token = d + 2 if int8 else 2 * d  # int8 with a float16 scale, or float16
     storage = {"dev units seen alone": len(dev_units), "content tokens per unit": round(tokens, 1),
                "bytes per unit": round(tokens * per_token)}
