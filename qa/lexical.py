@@ -28,7 +28,8 @@ def _stemmer():
 
 
 @lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
+def stopwords() -> frozenset[str]:
+    """BM25's stop words (bm25s's English list): never indexed, never a content token."""
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
@@ -36,7 +37,7 @@ def _stopwords() -> frozenset[str]:
 
 def term_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, term) of every word BM25 indexes: `tokenize` with the offsets kept, one stemmer call per text."""
-    stop = _stopwords()
+    stop = stopwords()
     kept = [(m.start(), m.end(), w) for m in _WORD.finditer(text) if (w := m.group().lower().replace("’", "'")) not in stop]
     stems = _stemmer().stemWords([w for _, _, w in kept])
     return [(a, b, t) for (a, b, _), t in zip(kept, stems)]

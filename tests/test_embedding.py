@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from qa.embedding import Embedder, SharedCalls, model_path, onnx_path
+from qa.embedding import Embedder, SharedCalls, model_path, onnx_path, token_directions, token_rows
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
@@ -105,3 +105,40 @@ def test_a_model_that_cannot_be_traced_answers_eagerly(monkeypatch):
     vectors = fresh.encode_query(["How high is Mount Etna?"])
     assert fresh._model._graph is False
     assert np.allclose(vectors, fresh._model._eager_query(["How high is Mount Etna?"]), atol=1e-6)
+
+
+def test_token_vectors_are_the_content_word_pieces_of_the_same_model_call(embedder):
+    texts = ["The mayor of Jackson was 34 years old.", "It is, of the.", "Heat-up time: approx. 40 seconds"]
+    encoded = embedder.encode_tokens(texts)
+    assert np.allclose(encoded.vectors, embedder.encode(texts), atol=1e-5)  # the same vectors as without tokens
+    st = embedder._model.st
+    kept = [["mayor", "jackson", "34", "years", "old"], [], ["heat", "up", "time", "approx", "40", "seconds"]]
+    for text, tokens, pieces in zip(texts, encoded.tokens, kept, strict=True):
+        assert tokens.dtype == np.int8 and tokens.shape == (len(pieces), embedder.dimension)
+        # each row is the transformer's own output at that word piece (before pooling), rounded to int8
+        ids = st.tokenizer(text)["input_ids"]
+        at = [i for i, piece in enumerate(st.tokenizer.convert_ids_to_tokens(ids)) if piece in pieces]
+        assert [st.tokenizer.convert_ids_to_tokens(ids)[i] for i in at] == pieces
+        hidden = st.encode([text], output_value="token_embeddings")[0].numpy()[at]
+        hidden /= np.linalg.norm(hidden, axis=1, keepdims=True)
+        assert (np.sum(token_directions(tokens) * hidden, axis=1) > 0.999).all()
+    asked = embedder.encode_query_tokens(texts[:1])  # MiniLM has no query prompt: a question's are the same
+    assert np.sum(token_directions(asked.tokens[0]) * token_directions(encoded.tokens[0]), axis=1).min() > 0.999
+
+
+def test_int8_token_rows_keep_each_vector_s_direction():
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((50, 384)).astype(np.float32)
+    rows = token_rows(vectors)
+    assert rows.dtype == np.int8 and np.abs(rows).max(axis=1).min() == 127
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert np.sum(token_directions(rows) * unit, axis=1).min() > 0.999
+    assert token_rows(np.zeros((0, 384))).shape == (0, 384)
+
+
+def test_the_onnx_backend_gives_the_torch_backend_s_token_vectors(embedder):
+    texts = ["The queen lays about 1,500 eggs a day.", "| Water tank | 1.8 L |"]
+    torch_tokens, onnx_tokens = embedder.encode_tokens(texts).tokens, Embedder(backend="onnx").encode_tokens(texts).tokens
+    for a, b in zip(torch_tokens, onnx_tokens, strict=True):
+        assert a.shape == b.shape and len(a)
+        assert np.sum(token_directions(a) * token_directions(b), axis=1).mean() > 0.97  # an int8 export of the same model
