@@ -72,6 +72,7 @@ def pool(shared: Path, chunks: int):
 def synthetic(n: int, texts: list[str], vectors: np.ndarray, seed: int = 0):
     """IndexedDocuments of `n` chunks in all, ROWS_PER_DOCUMENT a file; each chunk its own single unit."""
     from qa.types import Chunk, Document, IndexedDocument, Sentence
+    from synthetic import token_vectors
 
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(texts), n)
@@ -88,7 +89,7 @@ def synthetic(n: int, texts: list[str], vectors: np.ndarray, seed: int = 0):
             cursor += len(part) + 1
         block = noisy[lo : lo + len(parts)]
         document = Document(f"synthetic/{d:06d}.txt", text, hashlib.sha256(text.encode()).hexdigest())
-        docs.append(IndexedDocument(document, len(text), 0, units, chunks, block, block))
+        docs.append(IndexedDocument(document, len(text), 0, units, chunks, block, block, token_vectors(block, rng)))
     return docs, noisy
 
 

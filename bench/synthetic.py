@@ -4,7 +4,8 @@ Embedding 10^6 chunks (and their ~6x10^6 sentences) would take about a day on a 
 only need records, BM25 statistics and vectors of the right count. So row i is a chunk of a real build
 (texts cycled in a shuffled order), its vector that chunk's vector plus Gaussian noise (cosine ~0.8 to it),
 renormalised. Simplification, said in the table: each synthetic chunk is also its own single unit, so the unit
-level holds N rows (a real corpus has ~6 units per chunk) with the chunk's vector. The documents are written
+level holds N rows (a real corpus has ~6 units per chunk) with the chunk's vector, and TOKENS_PER_UNIT token
+vectors (the row's vector, each with noise of its own). The documents are written
 as files too (seeds/ beside the index), so a one-file update of a synthetic index is a real `qa index`.
 """
 
@@ -17,10 +18,20 @@ from pathlib import Path
 import numpy as np
 
 #: Bump when the way rows are made changes, so cached synthetic indexes are rebuilt.
-VERSION = 2
+VERSION = 3
 #: Noise per dimension: |noise|^2 ~ 384 * SIGMA^2 = 0.56, so a copy keeps cosine ~0.8 to its original.
 SIGMA = 0.0383
 ROWS_PER_DOCUMENT = 50
+#: Token vectors a synthetic unit stores: a dev unit has 10.6 content word pieces on average.
+TOKENS_PER_UNIT = 11
+
+
+def token_vectors(vectors: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """TOKENS_PER_UNIT int8 token rows per vector: it plus noise, so the index holds and reads what a real one does."""
+    from qa.embedding import token_rows
+
+    d = vectors.shape[1]
+    return [token_rows(v + 2 * SIGMA * rng.standard_normal((TOKENS_PER_UNIT, d), dtype=np.float32)) for v in vectors]
 
 
 def cache_key(n: int, pool_texts: list[str], sigma: float = SIGMA) -> str:
@@ -72,7 +83,7 @@ def documents(n: int, texts: list[str], vectors: np.ndarray, seeds: Path, rng: n
         path.write_text(text, encoding="utf-8")
         stat = path.stat()
         doc = Document(f"synthetic/{first + d:06d}.txt", text, hashlib.sha256(text.encode()).hexdigest())
-        out.append(IndexedDocument(doc, stat.st_size, stat.st_mtime_ns, units, chunks, noisy, noisy))
+        out.append(IndexedDocument(doc, stat.st_size, stat.st_mtime_ns, units, chunks, noisy, noisy, token_vectors(noisy, rng)))
     return out
 
 

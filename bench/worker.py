@@ -243,8 +243,8 @@ def _answer_cpu_ms(assistant, questions: list[dict], rounds: int = 5) -> float:
     from qa.retrieval import Query
 
     live = assistant.live()
-    vectors = assistant.embedder.encode_query([q["q"] for q in questions])
-    queries = [(q["q"], Query(v, tokenize(q["q"]), [])) for q, v in zip(questions, vectors)]
+    encoded = assistant.embedder.encode_query_tokens([q["q"] for q in questions])
+    queries = [(q["q"], Query(v, tokenize(q["q"]), [], tokens=t)) for q, v, t in zip(questions, encoded.vectors, encoded.tokens)]
     best = float("inf")
     for _ in range(rounds):
         t = time.process_time()

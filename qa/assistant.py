@@ -17,7 +17,7 @@ from .answering import Extractor, Scored
 from .chunking import Chunker
 from .config import Settings
 from .documents import TEXT_SUFFIXES, Refused, add_file, check_upload, file_sha256, load_documents, seed_files, trash_file
-from .embedding import Embedder
+from .embedding import Embedder, Encoded
 from .errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, QuestionError
 from .lexical import tokenize
 from .retrieval import Query, Retriever
@@ -158,9 +158,12 @@ class Assistant:
 
     def _embed(self, documents: list[Document], stats: dict, progress: Progress | None) -> tuple[list[IndexedDocument], int]:
         """Each document split and embedded, ready for the store; and how many units were embedded."""
+        if not documents:
+            return [], 0  # and the model is not even loaded
         splits = [self._split(d) for d in documents]
-        texts = [t for d, (units, chunks) in zip(documents, splits) for t in [c.text for c in chunks] + [_embedded(d.text, u) for u in units]]
-        total, done = len(texts), 0
+        chunk_texts = [c.text for units, chunks in splits for c in chunks]
+        unit_texts = [_embedded(d.text, u) for d, (units, _) in zip(documents, splits) for u in units]
+        total, done = len(chunk_texts) + len(unit_texts), 0
 
         def step(n: int) -> None:
             nonlocal done
@@ -170,13 +173,13 @@ class Assistant:
 
         if progress:
             progress(0, total)
-        vectors = self.embedder.encode(texts, self.settings.batch_size, step) if texts else None
-        upserts, cursor = [], 0
+        chunk_vectors = self.embedder.encode(chunk_texts, self.settings.batch_size, step)
+        units_encoded = self.embedder.encode_tokens(unit_texts, self.settings.batch_size, step)
+        upserts, c_at, u_at = [], 0, 0
         for doc, (units, chunks) in zip(documents, splits):
-            c_vecs = vectors[cursor : cursor + len(chunks)]
-            u_vecs = vectors[cursor + len(chunks) : cursor + len(chunks) + len(units)]
-            cursor += len(chunks) + len(units)
-            upserts.append(IndexedDocument(doc, *stats.get(doc.source, (0, 0)), units, chunks, u_vecs, c_vecs))
+            c_vecs, c_at = chunk_vectors[c_at : c_at + len(chunks)], c_at + len(chunks)
+            u, u_at = units_encoded[u_at : u_at + len(units)], u_at + len(units)
+            upserts.append(IndexedDocument(doc, *stats.get(doc.source, (0, 0)), units, chunks, u.vectors, c_vecs, u.tokens))
         return upserts, sum(len(units) for units, _ in splits)
 
     def _split(self, doc: Document) -> tuple[list[Sentence], list[Chunk]]:
@@ -365,18 +368,21 @@ class Assistant:
     ) -> tuple[Query, str, Scored | None]:
         """A question's search in its chat, the question as shown, and the previous answer it points at (if any)."""
         history = self._history(history) if refers_back(question) else []
-        vectors = self.embedder.encode_query([question, *history])
-        previous = self._previous_answer(live, history, vectors[1:], sources) if history else None
-        query, rewritten = self._follow_up(live, question, vectors[0], history, vectors[1:], previous, sources)
+        encoded = self.embedder.encode_query_tokens([question, *history])
+        previous = self._previous_answer(live, history, encoded[1:], sources) if history else None
+        query, rewritten = self._follow_up(live, question, encoded[:1], history, encoded.vectors[1:], previous, sources)
         return query, rewritten, previous
 
     def _previous_answer(
-        self, live: _Live, history: list[str], vectors: np.ndarray, sources: frozenset[str] | None
+        self, live: _Live, history: list[str], encoded: Encoded, sources: frozenset[str] | None
     ) -> Scored | None:
         """The window that answered the last earlier question (asked with the ones before it), if one did."""
         *earlier, last = history
+        vectors = encoded.vectors
         vector = vectors[-1] + (self.settings.history_weight * vectors[:-1].mean(axis=0) if earlier else 0.0)
-        query = Query(vector / np.linalg.norm(vector), tokenize(last), tokenize(" ".join(earlier)), self.settings.history_weight, sources)
+        query = Query(
+            vector / np.linalg.norm(vector), tokenize(last), tokenize(" ".join(earlier)), self.settings.history_weight, sources, encoded.tokens[-1]
+        )
         best = live.extractor.score(last, query, live.retriever.search(query), keep=1)
         return best[0] if best and best[0].score >= self.settings.min_confidence else None
 
@@ -384,7 +390,7 @@ class Assistant:
         self,
         live: _Live,
         question: str,
-        vector: np.ndarray,
+        asked: Encoded,
         history: list[str],
         vectors: np.ndarray,
         previous: Scored | None,
@@ -393,6 +399,7 @@ class Assistant:
         """The search for a question in its chat: earlier questions and the previous answer's window add to the
         vector and to the (lower-weighted) history terms. Also the question as shown with what it points at."""
         weight = self.settings.history_weight
+        vector = asked.vectors[0]
         if history:
             vector = vector + weight * vectors.mean(axis=0)
         history_text = " ".join(history)
@@ -404,7 +411,8 @@ class Assistant:
             history_text += " " + " ".join(pointed)
             if pointed:
                 rewritten = f"{question} [{'; '.join(pointed)}]"
-        return Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(history_text), weight, sources), rewritten
+        query = Query(vector / np.linalg.norm(vector), tokenize(question), tokenize(history_text), weight, sources, asked.tokens[0])
+        return query, rewritten
 
     def baseline(self, method: str, question: str) -> Answer:
         """The best three units by one signal alone ("bm25", "dense" or "chunks"), the baselines of `qa eval`."""

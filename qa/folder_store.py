@@ -373,6 +373,11 @@ class FolderSnapshot(Snapshot):
             out[at] = self._segments[p].vectors(level)[local[at]]
         return out
 
+    def unit_tokens(self, ids) -> list[np.ndarray]:
+        ids = np.asarray(ids, dtype=np.int64)
+        part_of, local = self._part_of[UNITS][ids].tolist(), self._local[UNITS][ids].tolist()
+        return [self._segments[p].unit_tokens(u) for p, u in zip(part_of, local)]
+
     def _pooled(self, level: str) -> tuple[tuple[np.ndarray, list[tuple[int, np.ndarray]]] | None, list[int]]:
         """The small flat segments, searched as one: (snapshot ids of their live rows, ascending, and for each such
         segment its rows' places among them, -1 for a deleted row), or None; and the other segments."""

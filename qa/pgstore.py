@@ -5,7 +5,8 @@ for a Unix socket) picks it; psycopg is imported only then.
 Tables (all `qa_*`, in the connection's schema):
     qa_manifest             one row: format version, settings, dimension, built_at, skipped files, commit id
     qa_documents            id, source, sha256, size, mtime_ns, unit and chunk counts, text, page_starts
-    qa_units / qa_chunks    id, offsets, BM25 length, vector(d) under an HNSW index (inner product) once `merged`
+    qa_units / qa_chunks    id, offsets, BM25 length, vector(d) under an HNSW index (inner product) once `merged`;
+                            a unit's token vectors too (int8 rows, d bytes each, one after another in a bytea)
     qa_*_postings           (unit, term, tf, length): a question's postings, read by term, summed as bm25s does
     qa_*_terms              (term, df): document frequencies, kept with the postings by every update
     qa_stats                per level: rows and total BM25 length (N and the average length)
@@ -36,7 +37,7 @@ from .store import CHUNKS, UNITS, IndexStore, Snapshot, mismatch
 from .types import CHUNK_ROW, KINDS, UNIT_ROW, Changes, DocumentStatus, Document, Hits, IndexedDocument, IndexStatus, SkippedFile
 
 #: Format of the tables; a database holding another one is rebuilt by `qa index`, refused by readers.
-FORMAT_VERSION = 2  # 2: rows outside the HNSW graph until merged
+FORMAT_VERSION = 3  # 3: units' token vectors
 #: Position bits of a row id: a document holds up to 2^24 units (the 20 MB file limit stays far below).
 POSITION_BITS = 24
 #: Up to this many rows a dense search reads them all, exactly (as the folder store's flat index): about the time
@@ -165,7 +166,7 @@ def _schema(dimension: int) -> list[str]:
         f"""CREATE TABLE qa_units (
             id bigint PRIMARY KEY, start int NOT NULL, "end" int NOT NULL, kind smallint NOT NULL,
             context_start int NOT NULL, context_end int NOT NULL, length int NOT NULL,
-            embedding vector({dimension}) NOT NULL, merged boolean NOT NULL)""",
+            embedding vector({dimension}) NOT NULL, merged boolean NOT NULL, tokens bytea NOT NULL)""",
         f"""CREATE TABLE qa_chunks (
             id bigint PRIMARY KEY, start int NOT NULL, "end" int NOT NULL, first bigint NOT NULL,
             last bigint NOT NULL, length int NOT NULL, embedding vector({dimension}) NOT NULL, merged boolean NOT NULL)""",
@@ -455,14 +456,17 @@ class PgStore(IndexStore):
             postings, total, count = [], 0, 0
             # decided per level: a file has several units for each chunk
             into_graph = merged or sum(len(u.units if level == UNITS else u.chunks) for u in upserts) > UNMERGED_LIMIT
-            with conn.cursor().copy(f"COPY {table} ({columns[level]}, length, embedding, merged) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types([*types[level], "int4", "vector", "bool"])
+            tokens = ", tokens" if level == UNITS else ""
+            with conn.cursor().copy(f"COPY {table} ({columns[level]}, length, embedding, merged{tokens}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([*types[level], "int4", "vector", "bool", *(["bytea"] if tokens else [])])
                 for number, u in zip(numbers, upserts):
-                    for row, text, vector in zip(_rows(level, number << POSITION_BITS, u), *_texts_and_vectors(level, u), strict=True):
+                    rows = _rows(level, number << POSITION_BITS, u)
+                    extra = [(_token_bytes(t, u.unit_vectors.shape[1]),) for t in u.unit_tokens] if tokens else [()] * len(rows)
+                    for row, text, vector, more in zip(rows, *_texts_and_vectors(level, u), extra, strict=True):
                         length, unit_postings = _postings(row[0], text)
                         total, count = total + length, count + 1
                         postings += unit_postings
-                        copy.write_row((*row, length, np.asarray(vector, dtype=np.float32), into_graph))
+                        copy.write_row((*row, length, np.asarray(vector, dtype=np.float32), into_graph, *more))
             with conn.cursor().copy(f"COPY {table}_postings (unit, term, tf, length) FROM STDIN") as copy:
                 copy.write(_tsv(postings))
             df: dict[str, int] = {}
@@ -481,6 +485,14 @@ def _rows(level: str, base: int, u: IndexedDocument) -> list[tuple]:
     if level == UNITS:
         return [(base + i, x.start, x.end, KINDS.index(x.kind), x.context_start, x.context_end) for i, x in enumerate(u.units)]
     return [(base + i, c.start, c.end, base + c.first, base + c.last) for i, c in enumerate(u.chunks)]
+
+
+def _token_bytes(tokens: np.ndarray, dimension: int) -> bytes:
+    """A unit's int8 token rows as its bytea."""
+    tokens = np.asarray(tokens)
+    if tokens.dtype != np.int8 or tokens.ndim != 2 or tokens.shape[1] != dimension:
+        raise ValueError(f"token vectors of type {tokens.dtype} and shape {tokens.shape}, not int8 rows of {dimension}")
+    return tokens.tobytes()
 
 
 def _texts_and_vectors(level: str, u: IndexedDocument) -> tuple[list[str], np.ndarray]:
@@ -654,6 +666,12 @@ class PgSnapshot(Snapshot):
         sql = f"SELECT id, embedding FROM {_TABLES[level]} WHERE id = ANY(%s)"
         found = self._cached(f"vectors {level}", db.tolist(), sql, VECTOR_CACHE, ahead=True)
         return np.stack([v.to_numpy() for v in found]).astype(np.float32, copy=False)
+
+    def unit_tokens(self, ids: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        db = self._to_db(UNITS, ids)
+        sql = "SELECT id, tokens FROM qa_units WHERE id = ANY(%s)"
+        found = self._cached("tokens", db.tolist(), sql, VECTOR_CACHE, ahead=True)
+        return [np.frombuffer(t, dtype=np.int8).reshape(-1, self.status.dimension) for t in found]
 
     def search_dense(self, level: str, vector: np.ndarray, k: int, sources: Collection[str] | None = None) -> Hits:
         """Exact while the rows searched are few (EXACT_LIMIT), HNSW beyond, with ef_search by size as the folder

@@ -20,13 +20,16 @@ RRF_K = 60
 @dataclass(frozen=True)
 class Query:
     """A question ready for search: unit vector, BM25 terms, and the terms of earlier turns, which count
-    `history_weight` as much. `sources`, when set, restricts the search to those files."""
+    `history_weight` as much. `sources`, when set, restricts the search to those files. `tokens` are the
+    question's own token vectors (int8 rows, embedding.token_rows), for the answerer's token match; None for
+    a search that ranks units by one signal alone."""
 
     vector: np.ndarray
     terms: list[str]
     history_terms: list[str]
     history_weight: float = 0.5
     sources: frozenset[str] | None = None
+    tokens: np.ndarray | None = None
 
     def weights(self) -> dict[str, float]:
         """Each term's multiplier in the BM25 sum: how often the question says it, plus the history's share."""

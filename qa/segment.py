@@ -6,6 +6,8 @@ Files of `seg-<id>/`:
     texts.json                  each document's text, which citations quote
     units.npy, chunks.npy       UNIT_ROW / CHUNK_ROW records; `document` and a chunk's first/last count within the segment
     units.faiss, chunks.faiss   the rows' vectors: flat inner product while small, HNSW beyond FLAT_LIMIT
+    unit-tokens.npy             every unit's token vectors (int8), one after another, memory-mapped when read...
+    unit-token-starts.npy       ...unit i's are rows starts[i]:starts[i+1]
     lex-units/, lex-chunks/     the rows' Postings (raw term frequencies)
 Documents are stored in order of source, so a segment's rows map to snapshot ids in ascending order.
 """
@@ -31,6 +33,7 @@ FLAT_LIMIT = 50_000
 EF_CONSTRUCTION = 200
 _ROWS = {UNITS: UNIT_ROW, CHUNKS: CHUNK_ROW}
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+_TOKEN_FILES = ("unit-tokens.npy", "unit-token-starts.npy")
 
 
 def ef_search(vectors: int) -> int:
@@ -76,9 +79,14 @@ class Segment:
     index: dict[str, object]
     postings: dict[str, Postings]
     starts: dict[str, np.ndarray]
+    tokens: np.ndarray  # (tokens, dimension) int8, memory-mapped
+    token_starts: np.ndarray  # one more entry than units
 
     def vectors(self, level: str) -> np.ndarray:
         return vectors_of(self.index[level])
+
+    def unit_tokens(self, unit: int) -> np.ndarray:
+        return self.tokens[self.token_starts[unit] : self.token_starts[unit + 1]]
 
 
 class Allowed:
@@ -114,7 +122,7 @@ def search(index, vector: np.ndarray, k: int, allowed: Allowed | None = None) ->
 def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, int]:
     """Write the segment of `docs` (stored in order of source) into the new folder `folder`; returns its file sizes."""
     docs = sorted(docs, key=lambda x: x.document.source)
-    units, chunks, unit_vectors, chunk_vectors, unit_texts, chunk_texts = [], [], [], [], [], []
+    units, chunks, unit_vectors, chunk_vectors, unit_texts, chunk_texts, tokens = [], [], [], [], [], [], []
     base = 0
     for j, x in enumerate(docs):
         text = x.document.text
@@ -124,8 +132,12 @@ def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, int
         chunk_texts += [text[c.start : c.end] for c in x.chunks]
         unit_vectors.append(x.unit_vectors)
         chunk_vectors.append(x.chunk_vectors)
+        tokens += x.unit_tokens
         base += len(x.units)
     dimension = int(docs[0].chunk_vectors.shape[1])
+    if len(tokens) != base:
+        raise ValueError(f"{len(tokens)} units' token vectors for {base} units")
+    counts = np.array([len(t) for t in tokens], dtype=np.int64)
     return write(
         folder,
         key,
@@ -135,6 +147,7 @@ def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, int
         rows={UNITS: np.array(units, dtype=UNIT_ROW), CHUNKS: np.array(chunks, dtype=CHUNK_ROW)},
         vectors={UNITS: _stack(unit_vectors, dimension), CHUNKS: _stack(chunk_vectors, dimension)},
         postings={UNITS: Postings.build([tokenize(t) for t in unit_texts]), CHUNKS: Postings.build([tokenize(t) for t in chunk_texts])},
+        tokens=(np.concatenate([np.zeros((0, dimension), np.int8), *tokens]).astype(np.int8), np.concatenate([[0], np.cumsum(counts)])),
     )
 
 
@@ -167,6 +180,15 @@ def merge(folder: Path, key: dict, dimension: int, parts: list[tuple[Segment, np
                 taken["last"] = unit_rows[taken["last"] - 1] + 1
             rows[level][target] = taken
             vectors[level][target] = seg.vectors(level)[kept]
+    counts = np.zeros(base[UNITS], dtype=np.int64)
+    for p, (seg, _) in enumerate(parts):
+        kept = np.flatnonzero(new_rows[UNITS][p] >= 0)
+        counts[new_rows[UNITS][p][kept]] = np.diff(seg.token_starts)[kept]
+    token_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    tokens = np.zeros((token_starts[-1], dimension), dtype=np.int8)
+    for p, (seg, _) in enumerate(parts):
+        kept = np.flatnonzero(new_rows[UNITS][p] >= 0)
+        tokens[_spans(token_starts, new_rows[UNITS][p][kept])] = seg.tokens[_spans(seg.token_starts, kept)]
     return write(
         folder,
         key,
@@ -176,10 +198,17 @@ def merge(folder: Path, key: dict, dimension: int, parts: list[tuple[Segment, np
         rows=rows,
         vectors=vectors,
         postings={level: Postings.take([(seg.postings[level], new_rows[level][p]) for p, (seg, _) in enumerate(parts)], base[level]) for level in LEVELS},
+        tokens=(tokens, token_starts),
     )
 
 
-def write(folder: Path, key: dict, dimension: int, documents, texts, rows, vectors, postings) -> dict[str, int]:
+def _spans(starts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The positions starts[r]..starts[r+1]-1 of each of `rows`, one after another."""
+    lo, n = starts[rows], starts[rows + 1] - starts[rows]
+    return np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(int(n.sum()), dtype=np.int64)
+
+
+def write(folder: Path, key: dict, dimension: int, documents, texts, rows, vectors, postings, tokens) -> dict[str, int]:
     import faiss
 
     folder.mkdir()
@@ -198,6 +227,9 @@ def write(folder: Path, key: dict, dimension: int, documents, texts, rows, vecto
         np.save(folder / f"{level}.npy", rows[level])
         faiss.write_index(vector_index(vectors[level]), str(folder / f"{level}.faiss"))
         files += [folder / f"{level}.npy", folder / f"{level}.faiss", *postings[level].save(folder / f"lex-{level}")]
+    for name, array in zip(_TOKEN_FILES, tokens):
+        np.save(folder / name, array)
+        files.append(folder / name)
     files[2].write_text(json.dumps(meta), encoding="utf-8")
     for path in files:
         fsync(path)
@@ -227,7 +259,13 @@ def load(folder: Path) -> Segment:
             raise ValueError(f"{level} vectors of dimension {index[level].d}, not {meta['dimension']}")
     if len(texts) != len(documents) or meta["documents"] != len(documents):
         raise ValueError("documents and texts of different lengths")
-    return Segment(folder.name, meta, documents, texts, rows, index, postings, starts)
+    tokens, token_starts = (np.load(folder / name, mmap_mode="r") for name in _TOKEN_FILES)
+    token_starts = np.asarray(token_starts, dtype=np.int64)
+    if tokens.dtype != np.int8 or tokens.ndim != 2 or tokens.shape[1] != meta["dimension"]:
+        raise ValueError(f"token vectors of type {tokens.dtype} and shape {tokens.shape}")
+    if len(token_starts) != len(rows[UNITS]) + 1 or token_starts[0] != 0 or token_starts[-1] != len(tokens) or (np.diff(token_starts) < 0).any():
+        raise ValueError("token vectors that do not match the units")
+    return Segment(folder.name, meta, documents, texts, rows, index, postings, starts, tokens, token_starts)
 
 
 def _document_meta(x: IndexedDocument) -> dict:

@@ -1,7 +1,7 @@
 """The index as a store: one interface for everything above it, whatever holds the index.
 
 Two levels are indexed, each row a record with named fields (types.UNIT_ROW, types.CHUNK_ROW) and a unit-length
-vector: UNITS (answer units: sentences, lines, table rows...) and CHUNKS (token-budgeted runs of units, the
+vector (a unit also keeps its content word pieces' vectors, for the answerer's token match): UNITS (answer units: sentences, lines, table rows...) and CHUNKS (token-budgeted runs of units, the
 passages). A build hands the store the files that changed (`Changes`), the store commits them atomically,
 and readers `open()` a read-only `Snapshot` of the last commit: a reader sees one commit or the next, never a mix.
 
@@ -25,7 +25,7 @@ from .types import Changes, Document, Hits, IndexStatus
 UNITS, CHUNKS = "units", "chunks"
 LEVELS = (UNITS, CHUNKS)
 #: Index format; an index written in another one is rebuilt once, with a note.
-FORMAT_VERSION = 3  # 3: segments + commits, raw term frequencies, unit kind and context
+FORMAT_VERSION = 4  # 4: units' token vectors
 
 
 class Snapshot(ABC):
@@ -48,6 +48,11 @@ class Snapshot(ABC):
     @abstractmethod
     def vectors(self, level: str, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """The unit-length float32 vectors of `ids`, (len(ids), dimension), in the order asked."""
+
+    @abstractmethod
+    def unit_tokens(self, ids: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        """Each unit's token vectors as stored (IndexedDocument.unit_tokens: int8, (tokens, dimension)), in the
+        order asked."""
 
     @abstractmethod
     def search_dense(self, level: str, vector: np.ndarray, k: int, sources: Collection[str] | None = None) -> Hits:

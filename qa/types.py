@@ -166,7 +166,9 @@ CHUNK_ROW = np.dtype([("document", "<i8"), ("start", "<i8"), ("end", "<i8"), ("f
 @dataclass(frozen=True)
 class IndexedDocument:
     """A document ready for the store: its units and chunks (chunk.first/last count from its first unit) and
-    their unit-length vectors, row-aligned. `size`/`mtime_ns` are the file's stat when it was read."""
+    their unit-length vectors, row-aligned, and each unit's token vectors (its content word pieces', int8 rows
+    as embedding.token_rows makes them; (0, dimension) for a unit with none). `size`/`mtime_ns` are the file's
+    stat when it was read."""
 
     document: Document
     size: int
@@ -175,6 +177,7 @@ class IndexedDocument:
     chunks: list[Chunk]
     unit_vectors: np.ndarray
     chunk_vectors: np.ndarray
+    unit_tokens: list[np.ndarray]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 
 from qa.errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, QuestionError
 from qa.folder_store import FolderStore
-from qa.store import CHUNKS, UNITS
+from qa.store import CHUNKS, FORMAT_VERSION, UNITS
 from conftest import SEEDS, TOY, make_assistant
 
 
@@ -197,13 +197,34 @@ def test_an_index_from_another_version_of_qa_is_rebuilt_once_not_called_damaged(
     old.mkdir(parents=True)
     (old / "manifest.json").write_text(json.dumps({"format_version": 2, "settings": assistant.settings.index_key()}))
     (index / "CURRENT").write_text(old.name + "\n")
-    with pytest.raises(IndexMismatchError, match="another version of qa .index format 2, now 3"):
+    with pytest.raises(IndexMismatchError, match=f"another version of qa .index format 2, now {FORMAT_VERSION}"):
         FolderStore(index).open(assistant.settings.index_key())
     report = assistant.index()
     assert "another version of qa" in report.full_rebuild and report.chunks_embedded == report.chunks
     assert assistant.messages.count(f"full rebuild: {report.full_rebuild}") == 1  # the one-line note
     assert not old.exists() and assistant.ask("How high is Mount Etna?").answered
     assert assistant.index().full_rebuild == ""  # once
+
+
+def test_the_last_release_s_index_without_token_vectors_is_rebuilt_once(tmp_path, embedder):
+    """Index format 3 had segments and commits but no token vectors: refused with its version, then rebuilt."""
+    assistant = make_assistant(tmp_path, embedder)
+    assistant.index()
+    index = assistant.settings.index_dir
+    commit = index / (index / "CURRENT").read_text().strip()
+    old = json.loads(commit.read_text(encoding="utf-8"))
+    old["format_version"] = 3
+    for entry in old["segments"]:
+        for name in ("unit-tokens.npy", "unit-token-starts.npy"):
+            (index / entry["name"] / name).unlink()
+            del entry["files"][name]
+    commit.write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(IndexMismatchError, match=rf"index format 3, now {FORMAT_VERSION}\); run `qa index`"):
+        FolderStore(index).open(assistant.settings.index_key())
+    report = assistant.index()
+    assert "another version of qa" in report.full_rebuild and report.chunks_embedded == report.chunks
+    assert assistant.live().snapshot.unit_tokens([0])[0].shape[1] == embedder.dimension
+    assert assistant.ask("How high is Mount Etna?").answered
 
 
 def test_second_build_refuses_while_one_runs(tmp_path, embedder):

