@@ -5,10 +5,7 @@ Every question of three corpora (eval/dev: realistic files; the seed documents w
 (general questions no corpus answers, asked of each) is searched exactly as `Assistant.ask` does
 (follow-ups with their history and the previous answer), and every candidate window gets its FEATURES row and a
 label: right file, and it holds a gold answer. The folds are the dev and seed documents, and the SQuAD
-paragraphs in FOLDS groups. The learned match (qa.answering.Match, the slow fit) is held out in MATCH_GROUPS
-groups of folds: each question's learned_match column comes from a match fitted without its group (so never on
-its own document; the weights of the folds below are fitted on columns whose matches did see it, a small
-optimistic bias the test set does not have). For each fold in turn, on the questions of all the OTHER folds:
+paragraphs in FOLDS groups. For each fold in turn, on the questions of all the OTHER folds:
   - the ranking weights are fitted (softmax over each question's windows, L2);
   - a size penalty on the words beyond LONG_WORDS is chosen: among those that keep the mean first quotation under WORDS words on
     every corpus, the one with the best hit@1 averaged over the corpora;
@@ -19,9 +16,8 @@ questions; "shipped" is what qa/answering.py holds. Figures as `qa eval` counts 
 a hit), per corpus and per question shape, then the abstention trade-off held out.
 
     .venv/bin/python bench/quality_cv.py                  # ~20 minutes on 2 busy cores
-    .venv/bin/python bench/quality_cv.py --print-weights --write-match  # also the models fitted on everything, to ship
+    .venv/bin/python bench/quality_cv.py --print-weights  # also the models fitted on everything, to ship
     .venv/bin/python bench/quality_cv.py --cache /tmp/rows   # reuse the feature rows of an earlier run
-    .venv/bin/python bench/quality_cv.py --cache /tmp/rows --nested  # also the whole fit held out in groups
 """
 
 from __future__ import annotations
@@ -30,7 +26,7 @@ import argparse
 import pickle
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +43,6 @@ PENALTIES = np.arange(0.0, 6.01, 0.25)
 #: SQuAD paragraphs are held out in this many groups.
 FOLDS = 5
 SQUAD_LIMIT = 300
-#: The learned match: its rank, its L2 penalty, how many best windows per question it is fitted on, and the
-#: groups of folds it is held out in (fitting it is the slow step: 5 fits, not one per fold).
-MATCH_RANK = 8
-MATCH_L2 = 3e-3
-MATCH_WINDOWS = 40
-MATCH_GROUPS = 5
 
 
 @dataclass
@@ -72,8 +62,6 @@ class Row:
     question: str = ""
     texts: tuple = ()  # (source, quote) per window, for --errors
     answers: tuple = ()
-    question_vector: np.ndarray | None = None  # what the learned match reads: the question's vector...
-    window_vectors: np.ndarray | None = None  # ...and each window's, as Extractor.features forms it (float16 keeps the cache small)
 
 
 def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic: list = ()) -> list[Row]:
@@ -82,7 +70,6 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic:
     from qa.answering import asked_kind
     from qa.assistant import Assistant
     from qa.config import Settings
-    from qa.answering import Scored
     from qa.evaluation import _norm
 
     assistant = Assistant(Settings(seeds_dir=seeds, index_dir=work), warn=lambda m: None)
@@ -106,10 +93,8 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic:
         shape = q.shape or ("unanswerable" if q.unanswerable else "plain")
         if fold is None:
             fold = f"{corpus}/{paragraphs.index(q.source) % FOLDS}" if corpus == "squad" else f"{corpus}/{q.source}"
-        dimension = live.snapshot.status.dimension
-        vectors = np.stack([extractor.window_vector(Scored(w.first, w.chunk, 0.0, w.last)) for w in windows]) if windows else np.zeros((0, dimension))
         rows.append(Row(label, fold, shape, q.unanswerable, bool(asked_kind(q.q)), X, y, source, words, [(w.first, w.last) for w in windows],
-                        q.q, tuple(texts), q.answers, query.vector.astype(np.float32), vectors.astype(np.float16)))
+                        q.q, tuple(texts), q.answers))
     return rows
 
 
@@ -176,103 +161,6 @@ def fit_ranking(rows: list[Row], l2: float = 1e-4) -> np.ndarray:
 
     optimiser.step(loss)
     return w.detach().numpy()
-
-
-def fit_match(rows: list[Row], rank: int = MATCH_RANK, l2: float = MATCH_L2, steps: int = 300, seed: int = 0) -> Match:
-    """The learned match (qa.answering.Match) fitted listwise jointly with linear weights over FEATURES (then
-    dropped: fit_ranking refits them with the match as a column), on each question's best MATCH_WINDOWS windows
-    by a ranking fitted without it."""
-    import torch
-
-    from qa.answering import Match
-
-    data = [_without_match(r) for r in rows if not r.unanswerable and r.y.any()]
-    if any(r.question_vector is None for r in data):
-        raise SystemExit("quality_cv: these cached rows have no vectors (written before the learned match): drop --cache or give a new name")
-    base = fit_ranking(data)
-    torch.manual_seed(seed)
-    width, features, dimension = MATCH_WINDOWS, data[0].X.shape[1], data[0].window_vectors.shape[1]
-    X = torch.zeros(len(data), width, features, dtype=torch.float32)
-    W = torch.zeros(len(data), width, dimension, dtype=torch.float32)
-    valid = torch.zeros(len(data), width, dtype=torch.bool)
-    good = torch.zeros(len(data), width, dtype=torch.bool)
-    for i, r in enumerate(data):
-        best = np.argsort(-(r.X @ base), kind="stable")[:width]
-        X[i, : len(best)] = torch.tensor(r.X[best], dtype=torch.float32)
-        W[i, : len(best)] = torch.tensor(r.window_vectors[best].astype(np.float32))
-        valid[i, : len(best)] = True
-        good[i, : len(best)] = torch.tensor(r.y[best])
-    keep = good.any(1)
-    X, W, valid, good = X[keep], W[keep], valid[keep], good[keep]
-    Q = torch.tensor(np.stack([r.question_vector for r, k in zip(data, keep.tolist()) if k]))
-    beta = torch.zeros(features, requires_grad=True)
-    A = (0.01 * torch.randn(dimension, rank)).requires_grad_()
-    B = (0.01 * torch.randn(dimension, rank)).requires_grad_()
-    optimiser = torch.optim.Adam([beta, A, B], lr=0.05)
-    for _ in range(steps):
-        optimiser.zero_grad()
-        s = X @ beta + ((Q @ A)[:, None, :] * (W @ B)).sum(-1)
-        nll = torch.logsumexp(s.masked_fill(~valid, -torch.inf), 1) - torch.logsumexp(s.masked_fill(~good, -torch.inf), 1)
-        loss = nll.mean() + 1e-4 * (beta**2).sum() + l2 * ((A**2).sum() + (B**2).sum())
-        loss.backward()
-        optimiser.step()
-    return Match(A.detach().numpy(), B.detach().numpy())
-
-
-def _with_match_column(row: Row, values) -> Row:
-    """A copy of the row whose learned_match column holds `values` (one per window, or one for all)."""
-    from qa.answering import FEATURES
-
-    X = row.X.copy()
-    if len(X):
-        X[:, FEATURES.index("learned_match")] = values
-    return replace(row, X=X)
-
-
-def _without_match(row: Row) -> Row:
-    return _with_match_column(row, 0.0)
-
-
-def with_match(rows: list[Row], match: Match) -> list[Row]:
-    """The rows with their learned_match column scored by `match`."""
-    return [_with_match_column(r, match.scores(r.question_vector, r.window_vectors.astype(np.float32)) if len(r.X) else 0.0) for r in rows]
-
-
-def _groups(rows: list[Row], groups: int) -> dict[str, int]:
-    """Each fold's group: the folds dealt in turn into `groups` groups."""
-    return {f: i % groups for i, f in enumerate(sorted({r.fold for r in rows}))}
-
-
-def stacked(rows: list[Row], groups: int = MATCH_GROUPS) -> list[Row]:
-    """The rows with a learned_match column that no question's own document was fitted on: the folds are dealt
-    into `groups` groups, and each group's rows are scored by a match fitted on the other groups."""
-    group = _groups(rows, groups)
-    out: list[Row | None] = [None] * len(rows)
-    for g in range(groups):
-        match = fit_match([r for r in rows if group[r.fold] != g])
-        at = [i for i, r in enumerate(rows) if group[r.fold] == g]
-        for i, r in zip(at, with_match([rows[i] for i in at], match)):
-            out[i] = r
-    return out
-
-
-def nested(rows: list[Row], groups: int = MATCH_GROUPS) -> tuple[list[dict], list[dict]]:
-    """Outcomes with and without the match, the whole fit held out in `groups` groups of folds: each group is
-    scored by weights, abstention and match all fitted without it, the training rows' match columns stacked
-    among the training rows only. Slower and coarser than held_out, but with no part fitted on its questions."""
-    group = _groups(rows, groups)
-    plain = [_without_match(r) for r in rows]
-    with_, without = [None] * len(rows), [None] * len(rows)
-    for g in range(groups):
-        train = [i for i, r in enumerate(rows) if group[r.fold] != g]
-        test = [i for i, r in enumerate(rows) if group[r.fold] == g]
-        for i, o in zip(test, outcomes([plain[i] for i in test], choose([plain[i] for i in train]))):
-            without[i] = o
-        model = choose(stacked([rows[i] for i in train], groups - 1))
-        scored = with_match([rows[i] for i in test], fit_match([rows[i] for i in train]))
-        for i, o in zip(test, outcomes(scored, model)):
-            with_[i] = o
-    return with_, without
 
 
 def fit_logistic(A: np.ndarray, labels: np.ndarray, l2: float = 0.1) -> tuple[np.ndarray, float]:
@@ -348,13 +236,7 @@ _RANKINGS: dict[frozenset, np.ndarray] = {}
 
 def choose(rows: list[Row], false_abstain: float = FALSE_ABSTAIN) -> Model:
     """Fit the ranking weights, the size penalty and the answerability model, on `rows` only."""
-    # the rows' learned_match column and their width are part of the key: stacked and in-sample rows share
-    # folds, not columns, and an experiment may add one (bench/token_match_cv.py)
-    from qa.answering import FEATURES
-
-    column = FEATURES.index("learned_match")
-    width = rows[0].X.shape[1] if rows else 0
-    key = (frozenset(r.fold for r in rows), width, round(sum(float(r.X[:, column].sum()) for r in rows if len(r.X)), 6))
+    key = frozenset(r.fold for r in rows)
     if key not in _RANKINGS:
         _RANKINGS[key] = rank_and_penalise(rows)
     w = _RANKINGS[key]
@@ -443,47 +325,32 @@ def report(rows: list[Row], held: list[dict], inside: list[dict], shipped: list[
 
 
 def main() -> None:
-    from qa.answering import ANSWERABILITY, FEATURES, MATCH_FILE, Answerability, Weights
+    from qa.answering import ANSWERABILITY, FEATURES, Answerability, Weights
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--print-weights", action="store_true", help="print the models fitted on everything, to ship")
     parser.add_argument("--dev", type=Path, default=ROOT / "eval/dev", help="folder with docs/ and questions/*.jsonl")
     parser.add_argument("--squad", type=Path, nargs="*", default=sorted((shared_dir() / "eval").glob("squad-*.json")))
-    parser.add_argument("--write-match", action="store_true", help=f"write the learned match fitted on everything to {MATCH_FILE.name}, to ship")
-    parser.add_argument("--nested", action="store_true", help=f"also the whole fit held out in {MATCH_GROUPS} groups, with and without the match")
     parser.add_argument("--cache", type=Path, help="pickles of the feature rows (<cache>.<corpus>): read if they exist, else written")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qa-quality-") as tmp:
         rows = all_rows(args.dev, args.squad, Path(tmp), args.cache)
     print(f"{len(rows)} questions: " + ", ".join(f"{c} {sum(r.corpus == c for r in rows)}" for c in sorted({r.corpus for r in rows}))
           + f"; {len({r.fold for r in rows})} folds held out in turn")
-    # the rows as computed carry the shipped match; the held-out figures read one fitted without their documents
-    match, held_rows = fit_match(rows), stacked(rows)
-    inside_rows = with_match(rows, match)
-    every = choose(inside_rows)
+    every = choose(rows)
     answerability = Answerability()
     shipped = Model(Weights().vector(), np.array(answerability.weights) if answerability.weights else None, answerability.bias)
-    report(rows, held_out(held_rows), outcomes(inside_rows, every), outcomes(rows, shipped))
+    report(rows, held_out(rows), outcomes(rows, every), outcomes(rows, shipped))
     print("\nabstention trade-off, held out (answerable abstained allowed when fitting -> unanswerable abstained, off-topic abstained, answerable abstained):")
     topical = [not r.corpus.endswith("off-topic") for r in rows]
     for share in (0.02, 0.05, 0.1, 0.2, 0.3):
-        held = held_out(held_rows, share)
+        held = held_out(rows, share)
         f = figures([r for r, t in zip(rows, topical) if t], [g for g, t in zip(held, topical) if t])
         off = figures([r for r, t in zip(rows, topical) if not t], [g for g, t in zip(held, topical) if not t])
         print(f"  {share:4.2f} -> {f['abstain']:.3f} {off['abstain']:.3f} {f['f-abst']:.3f}")
-    if args.nested:
-        print(f"\nthe whole fit held out in {MATCH_GROUPS} groups, the match nested (with / without it):")
-        with_, without = nested(rows)
-        for corpus in sorted({r.corpus for r in rows}):
-            idx = [i for i, r in enumerate(rows) if r.corpus == corpus]
-            a, b = (figures([rows[i] for i in idx], [got[i] for i in idx]) for got in (with_, without))
-            print(f"  {corpus:<20}" + "  ".join("-" if a[k] is None else f"{k} {a[k]:.3f} / {b[k]:.3f}" for k in ("hit@1", "hit@3", "src@1", "abstain", "f-abst")))
     if args.print_weights:
         print("\nWeights(" + ", ".join(f"{n}={v:.2f}" for n, v in zip(FEATURES, every.weights)) + ")")
         print("Answerability((" + ", ".join(f"{v:.4g}" for v in every.answer_weights) + f"), {every.answer_bias:.4g})  # {ANSWERABILITY}")
-    if args.write_match:
-        match.save(MATCH_FILE)
-        print(f"wrote {MATCH_FILE}")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ a name for "who", a phone number or an email address, a sum of money for a fee),
 acronym's expansion; whether it says anything beyond the question; its size in words, whether it is a quoted older
 message (`> `), an update, one that states the new value beside the old ("8:15am, not 9:30am"), a structure line,
 whether it ends asking (a question from the floor, "parents asked whether...": the reply after it answers); for a
-follow-up, whether it is in the previous answer's document; and a learned match of the question's vector to the
-window's (Match), which reads what kind of window answers what kind of question.
+follow-up, whether it is in the previous answer's document; and a token match, each of the question's words
+meeting its closest word piece in the window (the index keeps each unit's word pieces' vectors); and, the
+same for every window of a question, the share of its terms that no candidate's document holds ("Tokyo").
 Whether to answer at all is a second, logistic model (Answerability) over the best window's score, its lead over
 the runner-up and its evidence: the confidence; below Settings.min_confidence the assistant abstains.
 """
@@ -21,16 +22,13 @@ the runner-up and its evidence: the confidence; below Settings.min_confidence th
 from __future__ import annotations
 
 import re
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from .config import PACKAGED_MODEL
-from .errors import QAError
+from .embedding import token_directions
 from .lexical import term_spans, tokenize
 from .retrieval import Candidates, Query
 from .store import CHUNKS, UNITS, Snapshot
@@ -140,40 +138,41 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = 2.38
-    window_dense: float = 8.36
-    chunk_dense: float = 1.67
-    neighbour_dense: float = -0.65
-    sentence_terms: float = 2.40
-    context_terms: float = 3.30
-    heading_terms: float = 2.85
-    document_terms: float = 2.32
-    next_terms: float = -3.66
-    answer_kind: float = 1.74
-    kind_missing: float = -0.32
-    kind_near: float = 0.89
-    novelty: float = 1.38
-    words: float = 1.17
-    long_words: float = -5.42
-    echo: float = -1.97
-    quoted: float = -0.22
-    structure: float = -0.11
-    definition: float = 4.56
-    update: float = -0.32
-    previous_document: float = 1.08
-    repeats_previous: float = -1.44
-    rare_term: float = 0.49
-    asking: float = -3.03
-    money: float = 0.91
-    money_missing: float = -0.91  # money's complement when money is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 5.32
-    update_match: float = 0.43
-    corrects: float = 0.65
-    passage_rank: float = 0.16
-    document_dense: float = 6.28
-    title_terms: float = 6.58
-    phrases: float = 2.08
-    learned_match: float = 8.83
+    sentence_dense: float = -0.46
+    window_dense: float = 5.86
+    chunk_dense: float = 1.14
+    neighbour_dense: float = -0.70
+    sentence_terms: float = -0.24
+    context_terms: float = 2.68
+    heading_terms: float = 2.61
+    document_terms: float = 2.51
+    next_terms: float = -3.33
+    answer_kind: float = 1.84
+    kind_missing: float = 0.12
+    kind_near: float = 0.85
+    novelty: float = 1.27
+    words: float = -0.25
+    long_words: float = -4.30
+    echo: float = -1.31
+    quoted: float = -0.14
+    structure: float = -0.02
+    definition: float = 4.85
+    update: float = -0.29
+    previous_document: float = 1.86
+    repeats_previous: float = 0.57
+    rare_term: float = 0.34
+    asking: float = -3.10
+    money: float = 0.78
+    money_missing: float = -0.78  # money's complement when money is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 4.97
+    update_match: float = 0.33
+    corrects: float = 0.74
+    passage_rank: float = 0.22
+    document_dense: float = 6.18
+    title_terms: float = 5.85
+    phrases: float = 1.15
+    token_match: float = 10.32
+    unmentioned: float = 0.00  # the same for every window of a question: nothing for ranking, a signal to Answerability
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -198,8 +197,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02658, 0.1663, -0.05929, 0.594, 0.8052, 0.3117, 0.5471, 0.169, 0.4367, 0.04698, 0.09515, 0.8259, -0.0537, -0.1717, 0.0383, 0.4324, 0.2859, 0.4017, 0.2237, -0.1567, 0.03725, 0.7568, -0.05422, 0.2941, -0.02003, 0.1656, -0.6464, -0.1808, -0.8328, 0.4746, -0.06856, -0.138, 0.2901, 0.5366, -0.2534, 0.07729, 4.976)
-    bias: float = -2.24
+    weights: tuple[float, ...] = (0.02417, 0.1639, -0.04766, 0.3943, 0.5627, 0.2097, 0.3901, 0.06673, 0.2573, -0.08318, -0.06616, 0.4246, -0.04861, -0.08027, 0.02381, 0.8394, 0.2282, 0.1834, 0.3236, -0.1066, -8.333e-05, 0.6895, -0.0911, 0.3075, 0.1233, 0.1634, -0.665, -0.2289, -0.7425, 0.3618, 0.02196, -0.1359, 0.254, 0.3318, -0.06713, -0.06058, 0.8983, -0.6267)
+    bias: float = -2.47
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -218,49 +217,6 @@ def answerability_rows(raw: np.ndarray, features: np.ndarray, taken: list[int], 
     margin = raw[taken[0]] - raw[taken[1]] if len(taken) > 1 else 0.0
     head = np.array([[raw[i], margin, float(asks_kind)] for i in taken])
     return np.hstack([head, features[taken]])
-
-
-#: Where the fitted `Match` of the packaged model lives (written by bench/quality_cv.py --write-match).
-MATCH_FILE = Path(__file__).with_name("match.npz")
-
-
-@dataclass(frozen=True, eq=False)
-class Match:
-    """A learned question-window match: (question vector . question_map) . (window vector . window_map), a
-    low-rank bilinear form over the embeddings the index already holds, so it costs no model call. Where the
-    cosine asks "do they say the same?", this asks "does a window like this answer a question like that?"
-    (a byline for "who wrote", a `Label: value` line for "what is the ..."). Fitted listwise with the other
-    FEATURES by bench/quality_cv.py on the dev documents, seeds and SQuAD; it is only valid for the vectors of
-    the model it was fitted on, so any other model gets none (the weights fitted beside it lose under a point
-    without it, on dev)."""
-
-    question_map: np.ndarray  # (dimension, rank)
-    window_map: np.ndarray  # (dimension, rank)
-
-    @classmethod
-    def packaged(cls, model: str, dimension: int) -> Match | None:
-        """The shipped match when the index was built with the packaged model, else None."""
-        if model != PACKAGED_MODEL:
-            return None
-        match = _packaged_match()
-        return match if match.question_map.shape[0] == dimension else None
-
-    def scores(self, question: np.ndarray, windows: np.ndarray) -> np.ndarray:
-        """One score per row of `windows` (unit vectors, (n, dimension)) for the question's unit vector."""
-        return (windows @ self.window_map) @ (question @ self.question_map)
-
-    def save(self, path: Path) -> None:
-        np.savez(path, question_map=self.question_map.astype(np.float32), window_map=self.window_map.astype(np.float32))
-
-
-@lru_cache(maxsize=1)
-def _packaged_match() -> Match:
-    """MATCH_FILE read once per process (every snapshot's extractor uses it)."""
-    try:
-        with np.load(MATCH_FILE) as stored:
-            return Match(stored["question_map"].astype(np.float32), stored["window_map"].astype(np.float32))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise QAError(f"{MATCH_FILE} is missing or damaged ({e}); reinstall qa") from e
 
 
 #: Units a window spans at most: a topic line and its detail, a question from the floor and its reply.
@@ -607,14 +563,10 @@ def expansion(sentence: str, acronym: str) -> tuple[int, int] | None:
 class Extractor:
     """Chooses evidence windows among a retriever's candidate units."""
 
-    def __init__(
-        self, snapshot: Snapshot, weights: Weights = Weights(), answerability: Answerability = Answerability(), match: Match | None = None
-    ):
+    def __init__(self, snapshot: Snapshot, weights: Weights = Weights(), answerability: Answerability = Answerability()):
         self.snapshot = snapshot
         self.weights = weights
         self.answerability = answerability
-        status = snapshot.status
-        self.match = match if match is not None else Match.packaged(status.settings.get("model", ""), status.dimension)
         self._units: dict[int, _Unit] = {}
         self._facts_of: dict[tuple[int, int], _Facts] = {}
         self._spans_of: dict[int, list] = {}
@@ -706,8 +658,7 @@ class Extractor:
     def features(
         self, question: str, query: Query, candidates: Candidates, previous: Scored | None = None
     ) -> tuple[list[Window], np.ndarray]:
-        """The candidate windows and one row of FEATURES for each, every value in [0, 1] (cosines in [-1, 1], the
-        learned match a small score either side of 0).
+        """The candidate windows and one row of FEATURES for each, every value in [0, 1] (cosines in [-1, 1]).
 
         subtle: the question's terms are bits of a mask, so a window's coverage of them is an OR of its units'
         masks and one table look-up, and every vector the windows need is fetched and scored in one product.
@@ -735,6 +686,7 @@ class Extractor:
         docs = np.unique(of_document)
         holding = snap.documents_holding(list(weights), docs)
         document_terms = {d: _coverage(weights, {t for t, held in holding.items() if d in held}) for d in docs.tolist()}
+        out[:, col["unmentioned"]] = _coverage(weights, {t for t, held in holding.items() if not held and t not in _QUESTION_TERMS})
         document_dense = {d: float(candidates.sentence_dense[of_document == d].max()) for d in docs.tolist()}
         title_terms = {d: _coverage(weights, self._title(d)) for d in docs.tolist()}
         chunk_dense = dict(zip(candidates.chunks.tolist(), candidates.chunk_dense.tolist()))
@@ -751,8 +703,8 @@ class Extractor:
         window_vectors /= np.maximum(np.linalg.norm(window_vectors, axis=1), 1e-6)[:, None]
         out[:, col["sentence_dense"]] = np.where(rows < len(need), cosines[rows], -np.inf).max(axis=1)
         out[:, col["window_dense"]] = window_vectors @ query.vector
-        if self.match is not None:
-            out[:, col["learned_match"]] = self.match.scores(query.vector, window_vectors)
+        if query.tokens is not None and len(query.tokens):
+            out[:, col["token_match"]] = self._token_match(query.tokens, windows)
 
         kind = asked_kind(question)
         money = kind == "number" and _ASKS_MONEY.search(question) is not None
@@ -828,6 +780,23 @@ class Extractor:
                     row[col["money"]] = any(self._holds_money(u) for u in range(w.first, w.last))
                     row[col["money_missing"]] = not row[col["money"]]
         return windows, out
+
+    def _token_match(self, question_tokens: np.ndarray, windows: list[Window]) -> np.ndarray:
+        """Each window's late-interaction match (ColBERT's MaxSim, zero-shot): every content word piece of the
+        question takes its best cosine among the window's units' pieces, and the window scores their mean.
+        Finer than one pooled vector: "which bin goes out on Tuesday" meets "bin" and "Tuesday" each where they
+        are, not an average of the line."""
+        units = sorted({u for w in windows for u in range(w.first, w.last)})
+        stored = self.snapshot.unit_tokens(units)
+        asked = token_directions(question_tokens)
+        counts = np.array([len(t) for t in stored], dtype=np.int64)
+        best = np.zeros((len(units), len(asked)))
+        if counts.sum():
+            cosines = asked @ token_directions(np.concatenate([t for t in stored if len(t)])).T
+            held = np.flatnonzero(counts)
+            best[held] = np.maximum.reduceat(cosines, np.concatenate([[0], np.cumsum(counts[held])[:-1]]), axis=1).T
+        at = {u: i for i, u in enumerate(units)}
+        return np.array([best[at[w.first] : at[w.last - 1] + 1].max(axis=0).mean() for w in windows])
 
     def score(
         self, question: str, query: Query, candidates: Candidates, keep: int | None = None, previous: Scored | None = None

@@ -4,8 +4,9 @@ scored, on hand-made vectors so every test runs in milliseconds."""
 import numpy as np
 import pytest
 
-from qa.answering import FEATURES, Extractor, Match, Scored, answer_phrase, asked_kind, kind_spans, question_weights
-from qa.config import PACKAGED_MODEL, Settings
+from qa.answering import FEATURES, Extractor, answer_phrase, asked_kind, kind_spans, question_weights
+from qa.config import Settings
+from qa.embedding import token_directions, token_rows
 from qa.folder_store import FolderStore
 from qa.lexical import tokenize
 from qa.retrieval import Query, Retriever
@@ -166,7 +167,8 @@ def tiny(tmp_path_factory):
         rows = [i for i, s in enumerate(sentences) if s[0] == d]
         units = [Sentence(a, b, doc.text[a:b]) for _, a, b in (sentences[i] for i in rows)]
         chunk = Chunk(0, len(doc.text), doc.text, 0, len(units))
-        upserts.append(IndexedDocument(doc, len(doc.text), 0, units, [chunk], sentence_vectors[rows], chunk_vectors[d : d + 1]))
+        tokens = [token_rows(sentence_vectors[i : i + 1]) for i in rows]  # one "word piece" a sentence, its own vector
+        upserts.append(IndexedDocument(doc, len(doc.text), 0, units, [chunk], sentence_vectors[rows], chunk_vectors[d : d + 1], tokens))
     store = FolderStore(tmp_path_factory.mktemp("tiny") / "index")
     key = Settings().index_key()
     store.update(key, Changes(upserts))
@@ -215,37 +217,11 @@ def test_features_are_one_bounded_row_per_window(tiny):
     extractor, _, candidates, query = _ask(data, "How high is Mount Etna?", toward=4)
     windows, features = extractor.features("How high is Mount Etna?", query, candidates)
     assert features.shape == (len(windows), len(FEATURES)) and len(windows) >= len(candidates.sentences)
-    bounded = np.delete(features, FEATURES.index("learned_match"), axis=1)  # a learned score, not a share
-    assert np.all(bounded >= -1.0) and np.all(bounded <= 1.0)
+    assert np.all(features >= -1.0) and np.all(features <= 1.0)
     assert all(w.last - w.first in (1, 2, 3) for w in windows)
     terms = features[:, FEATURES.index("sentence_terms")]
     best = windows[int(np.argmax(terms))]
     assert any("Etna" in tiny[1][u] for u in range(best.first, best.last))
-
-
-def test_the_learned_match_scores_each_window_from_its_stored_vectors(tiny):
-    data, _ = tiny
-    rng = np.random.default_rng(0)
-    dimension = data.status.dimension
-    match = Match(rng.normal(size=(dimension, 4)).astype(np.float32), rng.normal(size=(dimension, 4)).astype(np.float32))
-    extractor = Extractor(data, match=match)
-    _, _, candidates, query = _ask(data, "How high is Mount Etna?", toward=4)
-    windows, features = extractor.features("How high is Mount Etna?", query, candidates)
-    column = features[:, FEATURES.index("learned_match")]
-    for w, value in zip(windows, column):
-        vector = extractor.window_vector(Scored(w.first, w.chunk, 0.0, w.last))
-        assert value == pytest.approx(float(match.scores(query.vector, vector[None])[0]), rel=1e-4, abs=1e-5)
-    assert len(set(np.round(column, 5))) > 1  # it tells windows apart
-
-
-def test_the_shipped_match_serves_the_packaged_model_only(tmp_path):
-    assert Match.packaged(PACKAGED_MODEL, 384) is not None
-    assert Match.packaged("some-other-model", 384) is None and Match.packaged(PACKAGED_MODEL, 768) is None
-    rng = np.random.default_rng(1)
-    saved = Match(rng.normal(size=(384, 2)).astype(np.float32), rng.normal(size=(384, 2)).astype(np.float32))
-    saved.save(tmp_path / "match.npz")
-    with np.load(tmp_path / "match.npz") as stored:
-        assert np.array_equal(stored["question_map"], saved.question_map) and np.array_equal(stored["window_map"], saved.window_map)
 
 
 def test_a_window_span_and_its_phrase_are_the_documents_own_text(tiny):
@@ -402,3 +378,48 @@ def test_a_table_without_a_rule_row_has_no_header_and_its_first_row_is_quoted(tm
     assistant.index()
     answer = assistant.ask("How much water does the water tank hold?")
     assert answer.answered and answer.citations[0].quote.startswith("| Water tank | 1.8 L |")
+
+
+def test_the_token_match_is_each_question_word_s_best_cosine_in_the_window_averaged(tmp_path, embedder):
+    """MaxSim over the stored token vectors: recomputed here from the model's own outputs for each unit."""
+    notes = (
+        "Collection days\n\n"
+        "Green bins go out on Tuesday evening.\n"
+        "Black bins are collected every other Friday.\n"
+        "The depot on Mill Lane takes garden waste.\n"
+    )
+    assistant = make_assistant(tmp_path, embedder, {"bins.txt": notes})
+    question = "Which day is the black bin collected?"
+    match = _window_feature(assistant, question, "token_match")
+    asked = token_directions(embedder.encode_query_tokens([question]).tokens[0])
+    assert len(asked) >= 3  # "day", "black", "bin", "collected": no stop word or punctuation
+
+    def per_word(lines: list[str]) -> np.ndarray:
+        units = [token_directions(t) for t in embedder.encode_tokens(lines).tokens]
+        return np.max([(asked @ u.T).max(axis=1) for u in units], axis=0)
+
+    for text, value in match.items():
+        best = per_word(text.split("\n"))
+        assert value == pytest.approx(float(best.mean()), abs=0.01)  # int8 rows, and batch padding
+    one, two = "Black bins are collected every other Friday.", "Green bins go out on Tuesday evening.\nBlack bins are collected every other Friday."
+    assert max(match, key=match.get) in (one, two) and match[one] > match["The depot on Mill Lane takes garden waste."]
+    assert match[two] >= match[one]  # a unit more can only offer each word a better match
+
+
+def test_a_search_without_token_vectors_has_no_token_match(tiny):
+    data, _ = tiny
+    extractor, _, candidates, query = _ask(data, "How high is Mount Etna?", toward=4)
+    assert query.tokens is None
+    _, features = extractor.features("How high is Mount Etna?", query, candidates)
+    assert not features[:, FEATURES.index("token_match")].any()
+
+
+def test_a_question_term_no_candidate_s_document_holds_is_marked_unmentioned(tmp_path, embedder):
+    """The same share on every window of the question: "Tokyo" is in no document, "population" is (and "what"
+    only asks)."""
+    files = {"cities.txt": "We know that New York has about 50 times the population of Jackson.\nJackson is in Mississippi.\n"}
+    assistant = make_assistant(tmp_path, embedder, files)
+    unmentioned = list(_window_feature(assistant, "What is the population of Tokyo?", "unmentioned").values())
+    idf = assistant.live().snapshot.idf(UNITS, ["what", "popul", "tokyo"])
+    assert unmentioned == [pytest.approx(idf["tokyo"] / sum(idf.values()))] * len(unmentioned)
+    assert set(_window_feature(assistant, "What is the population of Jackson?", "unmentioned").values()) == {0.0}
