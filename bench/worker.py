@@ -70,7 +70,7 @@ def build(a: dict) -> dict:
         (Chunker, "_block_sentences", "split: pysbd"),
         (Chunker, "count_tokens", "split: tiktoken"),
         (Embedder, "word_pieces", "word_pieces"),
-        (Embedder, "encode", "encode"),
+        (Embedder, "encode_tokens", "encode"),
         (FolderStore, "update", "store"),
         (qa.segment, "tokenize", "store: bm25 tokenize"),
         (Postings, "build", "store: bm25 index"),
@@ -79,15 +79,17 @@ def build(a: dict) -> dict:
         stages.wrap(owner, name, label)
 
     state = {"texts": None, "order": None, "prev": 0, "batch": 0, "raw_s": 0.0, "raw_n": 0, "hook_s": 0.0, "hook_cpu": 0.0, "raw_cpu": 0.0, "last": None, "slices": []}
-    encode = embedder.encode
+    encode = embedder.encode_tokens  # chunks' and units' calls both go through it, progress counting on across them
 
-    def capture(texts, batch_size=64, progress=None):
-        state["texts"] = texts
-        state["order"] = np.argsort([-len(t) for t in texts], kind="stable")
+    def capture(texts, batch_size=64, progress=None, tokens=True):
+        before = state["texts"] or []
+        order = np.argsort([-len(t) for t in texts], kind="stable") + len(before)
+        state["texts"] = before + list(texts)
+        state["order"] = order if state["order"] is None else np.concatenate([state["order"], order])
         state["last"] = time.perf_counter()
-        return encode(texts, batch_size, progress)
+        return encode(texts, batch_size, progress, tokens)
 
-    embedder.encode = capture
+    embedder.encode_tokens = capture
     batch = assistant.settings.batch_size
 
     def progress(done: int, total: int) -> None:
@@ -180,7 +182,7 @@ def answer(a: dict) -> dict:
     stages = Stages()
     for owner, name, label in (
         (Assistant, "live", "live check"),
-        (Embedder, "encode_query", "encode"),
+        (Embedder, "encode_query_tokens", "encode"),
         (Retriever, "search", "search"),
         (FolderSnapshot, "search_dense", "search: dense"),
         (FolderSnapshot, "search_lexical", "search: bm25"),
@@ -340,7 +342,7 @@ def update(a: dict) -> dict:
     assistant, notes = _assistant(a["corpus"], a["index"])
     assistant.embedder.encode_query(["warm up"])
     stages = Stages()
-    for owner, name, label in ((qa_assistant, "load_documents", "read files"), (Embedder, "encode", "encode"), (FolderStore, "update", "store")):
+    for owner, name, label in ((qa_assistant, "load_documents", "read files"), (Embedder, "encode_tokens", "encode"), (FolderStore, "update", "store")):
         stages.wrap(owner, name, label)
     target = Path(a["corpus"]) / "bench-update.txt"  # the same file at every size: the index size is what varies
     runs = []

@@ -38,7 +38,7 @@ from .lexical import stopwords
 Progress = Callable[[int], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Encoded:
     """Texts as vectors: one unit-length float32 row each, and when asked for, each text's token vectors."""
 

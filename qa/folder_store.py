@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -373,7 +373,7 @@ class FolderSnapshot(Snapshot):
             out[at] = self._segments[p].vectors(level)[local[at]]
         return out
 
-    def unit_tokens(self, ids) -> list[np.ndarray]:
+    def unit_tokens(self, ids: Sequence[int] | np.ndarray) -> list[np.ndarray]:
         ids = np.asarray(ids, dtype=np.int64)
         part_of, local = self._part_of[UNITS][ids].tolist(), self._local[UNITS][ids].tolist()
         return [self._segments[p].unit_tokens(u) for p, u in zip(part_of, local)]

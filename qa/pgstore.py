@@ -30,7 +30,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .errors import IndexBusyError, IndexMismatchError, IndexMissingError, QAError
+from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError, QAError
 from .lexical import B, K1, tokenize
 from .segment import ef_search
 from .store import CHUNKS, UNITS, IndexStore, Snapshot, mismatch
@@ -59,8 +59,8 @@ LOCK_KEY = int.from_bytes(b"qa-index", "big")
 TEXT_CACHE, ROW_CACHE = 256, 200_000
 #: A lookup missing at most READ_AHEAD_MISSES rows also reads the READ_AHEAD rows either side of each.
 READ_AHEAD, READ_AHEAD_MISSES = 12, 4
-#: Vectors a snapshot keeps (d = 384: 1.5 kB each).
-VECTOR_CACHE = 20_000
+#: Vectors a snapshot keeps (d = 384: 1.5 kB each), and units' token vectors (~10 int8 rows: ~4 kB a unit).
+VECTOR_CACHE, TOKEN_CACHE = 20_000, 5_000
 _TABLES = {UNITS: "qa_units", CHUNKS: "qa_chunks"}
 
 
@@ -670,8 +670,11 @@ class PgSnapshot(Snapshot):
     def unit_tokens(self, ids: Sequence[int] | np.ndarray) -> list[np.ndarray]:
         db = self._to_db(UNITS, ids)
         sql = "SELECT id, tokens FROM qa_units WHERE id = ANY(%s)"
-        found = self._cached("tokens", db.tolist(), sql, VECTOR_CACHE, ahead=True)
-        return [np.frombuffer(t, dtype=np.int8).reshape(-1, self.status.dimension) for t in found]
+        found = self._cached("tokens", db.tolist(), sql, TOKEN_CACHE, ahead=True)
+        d = self.status.dimension
+        if any(t is None or len(t) % d for t in found):
+            raise IndexCorruptError(f"the token vectors in {shown(self.url)} do not match its units; run `qa index` to rebuild it")
+        return [np.frombuffer(t, dtype=np.int8).reshape(-1, d) for t in found]
 
     def search_dense(self, level: str, vector: np.ndarray, k: int, sources: Collection[str] | None = None) -> Hits:
         """Exact while the rows searched are few (EXACT_LIMIT), HNSW beyond, with ef_search by size as the folder

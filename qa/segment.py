@@ -132,11 +132,9 @@ def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, int
         chunk_texts += [text[c.start : c.end] for c in x.chunks]
         unit_vectors.append(x.unit_vectors)
         chunk_vectors.append(x.chunk_vectors)
-        tokens += x.unit_tokens
+        tokens += _checked_tokens(x, int(x.chunk_vectors.shape[1]))
         base += len(x.units)
     dimension = int(docs[0].chunk_vectors.shape[1])
-    if len(tokens) != base:
-        raise ValueError(f"{len(tokens)} units' token vectors for {base} units")
     counts = np.array([len(t) for t in tokens], dtype=np.int64)
     return write(
         folder,
@@ -147,7 +145,7 @@ def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, int
         rows={UNITS: np.array(units, dtype=UNIT_ROW), CHUNKS: np.array(chunks, dtype=CHUNK_ROW)},
         vectors={UNITS: _stack(unit_vectors, dimension), CHUNKS: _stack(chunk_vectors, dimension)},
         postings={UNITS: Postings.build([tokenize(t) for t in unit_texts]), CHUNKS: Postings.build([tokenize(t) for t in chunk_texts])},
-        tokens=(np.concatenate([np.zeros((0, dimension), np.int8), *tokens]).astype(np.int8), np.concatenate([[0], np.cumsum(counts)])),
+        tokens=(np.concatenate([np.zeros((0, dimension), np.int8), *tokens]), np.concatenate([[0], np.cumsum(counts)])),
     )
 
 
@@ -200,6 +198,14 @@ def merge(folder: Path, key: dict, dimension: int, parts: list[tuple[Segment, np
         postings={level: Postings.take([(seg.postings[level], new_rows[level][p]) for p, (seg, _) in enumerate(parts)], base[level]) for level in LEVELS},
         tokens=(tokens, token_starts),
     )
+
+
+def _checked_tokens(x: IndexedDocument, dimension: int) -> list[np.ndarray]:
+    """A document's token vectors, refused unless there is one int8 (tokens, dimension) array per unit."""
+    tokens = x.unit_tokens
+    if len(tokens) != len(x.units) or any(t.dtype != np.int8 or t.ndim != 2 or t.shape[1] != dimension for t in tokens):
+        raise ValueError(f"{x.document.source}: token vectors are not one int8 array of width {dimension} per unit")
+    return tokens
 
 
 def _spans(starts: np.ndarray, rows: np.ndarray) -> np.ndarray:

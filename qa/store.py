@@ -1,9 +1,10 @@
 """The index as a store: one interface for everything above it, whatever holds the index.
 
 Two levels are indexed, each row a record with named fields (types.UNIT_ROW, types.CHUNK_ROW) and a unit-length
-vector (a unit also keeps its content word pieces' vectors, for the answerer's token match): UNITS (answer units: sentences, lines, table rows...) and CHUNKS (token-budgeted runs of units, the
-passages). A build hands the store the files that changed (`Changes`), the store commits them atomically,
-and readers `open()` a read-only `Snapshot` of the last commit: a reader sees one commit or the next, never a mix.
+vector: UNITS (answer units: sentences, lines, table rows..., each also with its content word pieces' vectors,
+for the answerer's token match) and CHUNKS (token-budgeted runs of units, the passages). A build hands the
+store the files that changed (`Changes`), the store commits them atomically, and readers `open()` a read-only
+`Snapshot` of the last commit: a reader sees one commit or the next, never a mix.
 
 Contract of a snapshot's ids, which retrieval and answering rely on: row ids of a level are ints in
 [0, `size(level)`); a document's rows have consecutive ids, in document order, and a chunk's `first`/`last`

@@ -142,3 +142,15 @@ def test_the_onnx_backend_gives_the_torch_backend_s_token_vectors(embedder):
     for a, b in zip(torch_tokens, onnx_tokens, strict=True):
         assert a.shape == b.shape and len(a)
         assert np.sum(token_directions(a) * token_directions(b), axis=1).mean() > 0.97  # an int8 export of the same model
+
+
+def test_questions_that_share_a_model_call_each_get_their_own_token_vectors(embedder):
+    questions = [["How high is Etna?"], ["Who is the mayor?", "an earlier question"], ["When?"]]
+    shared, results = _while_the_model_is_held(embedder.encode_query_tokens, questions)
+    assert shared.calls == 2
+    for texts, got in zip(questions, results, strict=True):
+        alone = embedder.encode_query_tokens(texts)
+        assert len(got.tokens) == len(texts)
+        for mine, solo in zip(got.tokens, alone.tokens, strict=True):
+            assert mine.shape == solo.shape
+            assert not len(mine) or np.sum(token_directions(mine) * token_directions(solo), axis=1).min() > 0.999
