@@ -797,7 +797,7 @@ class Extractor:
         if len(held):
             rows = np.concatenate([stored[i] for i in held]).astype(np.float32)
             # subtle: cosines as products over the rows' norms, not of normalised copies: a third of the time
-            cosines = (asked @ rows.T) / np.sqrt(np.einsum("ij,ij->i", rows, rows))
+            cosines = (asked @ rows.T) / np.maximum(np.sqrt(np.einsum("ij,ij->i", rows, rows)), 1e-12)
             best[held] = np.maximum.reduceat(cosines, np.concatenate([[0], np.cumsum(counts[held])[:-1]]), axis=1).T
         at = {u: i for i, u in enumerate(units)}
         spans = np.full((len(windows), WINDOW_UNITS), len(units), dtype=np.int64)
