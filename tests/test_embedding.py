@@ -26,6 +26,9 @@ def test_a_model_with_prompts_gets_them_on_questions_and_documents(tmp_path, bac
     assert np.allclose(prompted.encode([passage]), plain.encode(["passage: " + passage]), atol=1e-5)
     assert not np.allclose(prompted.encode([passage]), plain.encode([passage]), atol=1e-3)
     assert prompted.word_pieces([passage]) == plain.word_pieces(["passage: " + passage])
+    # the prompt's own word pieces ("passage", ":") are in every text, so none of them is a content token
+    assert len(prompted.encode_tokens([passage]).tokens[0]) == len(plain.encode_tokens([passage]).tokens[0]) > 0
+    assert len(prompted.encode_query_tokens([question]).tokens[0]) == len(plain.encode_query_tokens([question]).tokens[0]) > 0
 
 
 def _while_the_model_is_held(encode, batches: list[list[str]]) -> tuple[SharedCalls, list]:
