@@ -100,6 +100,7 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic:
 
 def all_rows(dev: Path, squad: list[Path], work: Path, cache: Path | None) -> list[Row]:
     """Every corpus's rows; with `cache`, each corpus's are read from (or written to) `cache`.<corpus>."""
+    from qa.answering import FEATURES
     from qa.evaluation import load_jsonl, load_squad, sample
 
     offtopic = load_jsonl(ROOT / "eval/offtopic.jsonl")
@@ -107,7 +108,11 @@ def all_rows(dev: Path, squad: list[Path], work: Path, cache: Path | None) -> li
     def rows(corpus: str, seeds, questions) -> list[Row]:
         path = cache.with_name(f"{cache.name}.{corpus}") if cache else None
         if path and path.exists():
-            return pickle.loads(path.read_bytes())
+            cached = pickle.loads(path.read_bytes())
+            width = next((r.X.shape[1] for r in cached if len(r.X)), len(FEATURES))
+            if width != len(FEATURES):
+                raise SystemExit(f"quality_cv: {path} holds rows of {width} features, qa has {len(FEATURES)}: give --cache a new name")
+            return cached
         found = corpus_rows(corpus, seeds(), questions(), work / corpus, offtopic)
         if path:
             path.write_bytes(pickle.dumps(found))
