@@ -121,9 +121,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _by_length(texts: list[str], batch_size: int, dimension: int, encode_batch: Callable[[list[str]], Encoded], tokens: bool) -> Encoded:
+def _by_length(
+    texts: list[str], batch_size: int, dimension: int, encode_batch: Callable[[list[str]], Encoded], tokens: bool, progress: Progress | None = None
+) -> Encoded:
     """encode_batch over batches of texts of similar length (little padding), rows back in the caller's order;
-    with `tokens`, each batch's token vectors too."""
+    with `tokens`, each batch's token vectors too; `progress(n)` after each batch of n texts."""
     order = np.argsort([-len(t) for t in texts], kind="stable")
     out = np.empty((len(texts), dimension), dtype=np.float32)
     pieces: list[np.ndarray] = [np.zeros((0, dimension), dtype=np.int8)] * len(texts)
@@ -133,6 +135,8 @@ def _by_length(texts: list[str], batch_size: int, dimension: int, encode_batch: 
         out[idx] = batch.vectors
         for i, t in zip(idx.tolist(), batch.tokens or ()):
             pieces[i] = t
+        if progress:
+            progress(len(idx))
     return Encoded(out, pieces if tokens else None)
 
 
@@ -461,19 +465,10 @@ class Embedder:
             return Encoded(np.zeros((0, self.dimension), dtype=np.float32), [] if tokens else None)
         model, builder = self._model, self._build_thread()
         # Sorting by length keeps padding small; the model sorts inside one call, we slice for progress.
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        pieces: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.int8)] * len(texts)
-        step = batch_size * 4
-        for lo in range(0, len(texts), step):
-            idx = order[lo : lo + step]
-            part = builder.submit(model.encode, [texts[i] for i in idx], batch_size, self.build_threads, tokens).result()
-            out[idx] = part.vectors
-            for i, t in zip(idx.tolist(), part.tokens or ()):
-                pieces[i] = t
-            if progress:
-                progress(len(idx))
-        return Encoded(out, pieces if tokens else None)
+        return _by_length(
+            texts, batch_size * 4, self.dimension,
+            lambda part: builder.submit(model.encode, part, batch_size, self.build_threads, tokens).result(), tokens, progress,
+        )
 
     def encode_query(self, texts: list[str]) -> np.ndarray:
         """The question vectors of `encode_query_tokens`."""
