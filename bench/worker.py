@@ -323,7 +323,7 @@ def _live_bytes(index_dir: Path) -> int:
     """Bytes of the live commit: its segments' files and the commit itself (not the generation kept before it)."""
     index_dir = Path(index_dir)
     commit = index_dir / (index_dir / "CURRENT").read_text().strip()
-    return commit.stat().st_size + sum(size for e in _live_segments(index_dir) for size in e["files"].values())
+    return commit.stat().st_size + sum(f["size"] for e in _live_segments(index_dir) for f in e["files"].values())
 
 
 def _listing(folder: Path) -> dict:

@@ -146,6 +146,7 @@ class Assistant:
             status = self.store.status()
             if status.settings != self.settings.index_key():
                 raise mismatch(status.settings, self.settings.index_key())
+            self.store.verify()
             return status, ""
         except IndexMissingError:
             return None, ""

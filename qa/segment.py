@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +120,7 @@ def search(index, vector: np.ndarray, k: int, allowed: Allowed | None = None) ->
     return ids[0][found], scores[0][found]
 
 
-def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, int]:
+def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, dict]:
     """Write the segment of `docs` (stored in order of source) into the new folder `folder`; returns its file sizes."""
     docs = sorted(docs, key=lambda x: x.document.source)
     units, chunks, unit_vectors, chunk_vectors, unit_texts, chunk_texts, tokens = [], [], [], [], [], [], []
@@ -149,7 +150,7 @@ def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, int
     )
 
 
-def merge(folder: Path, key: dict, dimension: int, parts: list[tuple[Segment, np.ndarray]]) -> dict[str, int]:
+def merge(folder: Path, key: dict, dimension: int, parts: list[tuple[Segment, np.ndarray]]) -> dict[str, dict]:
     """Write into `folder` one segment of the documents `keep` (local numbers) of each part, in order of source;
     vectors and term counts are copied, nothing is embedded or tokenized again. Returns its file sizes."""
     picked = sorted(((seg.documents[j]["source"], p, j) for p, (seg, keep) in enumerate(parts) for j in keep.tolist()))
@@ -214,7 +215,7 @@ def _spans(starts: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(int(n.sum()), dtype=np.int64)
 
 
-def write(folder: Path, key: dict, dimension: int, documents, texts, rows, vectors, postings, tokens) -> dict[str, int]:
+def write(folder: Path, key: dict, dimension: int, documents, texts, rows, vectors, postings, tokens) -> dict[str, dict]:
     import faiss
 
     folder.mkdir()
@@ -241,7 +242,17 @@ def write(folder: Path, key: dict, dimension: int, documents, texts, rows, vecto
         fsync(path)
     for sub in (folder / "lex-units", folder / "lex-chunks", folder):
         fsync(sub)
-    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in files}
+    return {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "crc32": checksum(p)} for p in files}
+
+
+def checksum(path: Path) -> int:
+    """CRC-32 of a file's bytes, read in blocks: what a segment's file held when written, checked before a build
+    (Lucene keeps one in every file's footer for the same reason: a flipped byte keeps the size)."""
+    crc = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return crc
 
 
 def load(folder: Path) -> Segment:

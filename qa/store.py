@@ -26,7 +26,7 @@ from .types import Changes, Document, Hits, IndexStatus
 UNITS, CHUNKS = "units", "chunks"
 LEVELS = (UNITS, CHUNKS)
 #: Index format; an index written in another one is rebuilt once, with a note.
-FORMAT_VERSION = 4  # 4: units' token vectors
+FORMAT_VERSION = 5  # 4: units' token vectors; 5: a checksum of every segment file
 
 
 class Snapshot(ABC):
@@ -107,6 +107,11 @@ class IndexStore(ABC):
     def open(self, key: dict) -> Snapshot:
         """A snapshot of the last commit; refuses one built with another `Settings.index_key()` than `key`,
         or damaged, with an error that says to run `qa index`. `snapshot.status.commit` is the commit read."""
+
+    def verify(self) -> None:
+        """Check the stored rows against what was written (IndexCorruptError if they differ), before a build
+        calls the index up to date. The folder store reads its files' checksums; PostgreSQL checks its own
+        pages (data checksums, on by default since PostgreSQL 18), so there is nothing more to read there."""
 
     @abstractmethod
     def update(self, key: dict, changes: Changes) -> IndexStatus:

@@ -206,24 +206,22 @@ def test_an_index_from_another_version_of_qa_is_rebuilt_once_not_called_damaged(
     assert assistant.index().full_rebuild == ""  # once
 
 
-def test_the_last_release_s_index_without_token_vectors_is_rebuilt_once(tmp_path, embedder):
-    """Index format 3 had segments and commits but no token vectors: refused with its version, then rebuilt."""
+def test_the_last_release_s_index_without_checksums_is_rebuilt_once(tmp_path, embedder):
+    """Index format 4 named each segment file's size, not its checksum: refused with its version, then rebuilt."""
     assistant = make_assistant(tmp_path, embedder)
     assistant.index()
     index = assistant.settings.index_dir
     commit = index / (index / "CURRENT").read_text().strip()
     old = json.loads(commit.read_text(encoding="utf-8"))
-    old["format_version"] = 3
+    old["format_version"] = 4
     for entry in old["segments"]:
-        for name in ("unit-tokens.npy", "unit-token-starts.npy"):
-            (index / entry["name"] / name).unlink()
-            del entry["files"][name]
+        entry["files"] = {name: written["size"] for name, written in entry["files"].items()}
     commit.write_text(json.dumps(old), encoding="utf-8")
-    with pytest.raises(IndexMismatchError, match=rf"index format 3, now {FORMAT_VERSION}\); run `qa index`"):
+    with pytest.raises(IndexMismatchError, match=rf"index format 4, now {FORMAT_VERSION}\); run `qa index`"):
         FolderStore(index).open(assistant.settings.index_key())
     report = assistant.index()
     assert "another version of qa" in report.full_rebuild and report.chunks_embedded == report.chunks
-    assert assistant.live().snapshot.unit_tokens([0])[0].shape[1] == embedder.dimension
+    assert assistant.index().full_rebuild == ""  # once
     assert assistant.ask("How high is Mount Etna?").answered
 
 

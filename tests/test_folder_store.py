@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import qa.segment
 from qa.cli import main
 from qa.embedding import Encoded, token_rows
-from qa.errors import QAError
+from qa.errors import IndexCorruptError, QAError
 from qa.folder_store import FolderStore
 from qa.lexical import tokenize
 from qa.store import CHUNKS, LEVELS, UNITS
@@ -338,6 +338,23 @@ def test_token_vectors_that_do_not_match_a_segment_s_units_are_refused_when_it_i
         FolderStore(store.folder).open(KEY)
 
 
+@pytest.mark.parametrize("file", ["unit-tokens.npy", "units.faiss", "texts.json"])
+def test_a_byte_changed_in_place_is_found_by_the_next_build_which_repairs_it(tmp_path, embedder, file):
+    """The size stays, so only the checksum can tell: a build must not call such an index up to date."""
+    assistant = make_assistant(tmp_path, embedder)
+    assistant.index()
+    path = next(assistant.settings.index_dir.glob("seg-*")) / file
+    data = bytearray(path.read_bytes())
+    data[len(data) - 3] ^= 0x01  # inside the data, past every header a reader checks
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match=rf"is damaged \({file} is not as written\); run `qa index`"):
+        FolderStore(assistant.settings.index_dir).verify()
+    report = make_assistant(tmp_path, embedder, files={}).index()
+    assert report.full_rebuild == "the previous index is damaged" and report.chunks_embedded == report.chunks
+    FolderStore(assistant.settings.index_dir).verify()
+    assert make_assistant(tmp_path, embedder, files={}).index().full_rebuild == ""
+
+
 def _listing(folder: Path) -> dict:
     return {p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
 
@@ -369,7 +386,7 @@ FULL_DISK = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # no file may grow past 4 kB: the disk is 'full' (EFBIG)
 from qa.cli import main
-from qa.errors import QAError
+from qa.errors import IndexCorruptError, QAError
 sys.exit(main(["index", "--seeds", sys.argv[1], "--index", sys.argv[2]]))
 """
 
