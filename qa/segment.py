@@ -146,7 +146,7 @@ def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, dic
         rows={UNITS: np.array(units, dtype=UNIT_ROW), CHUNKS: np.array(chunks, dtype=CHUNK_ROW)},
         vectors={UNITS: _stack(unit_vectors, dimension), CHUNKS: _stack(chunk_vectors, dimension)},
         postings={UNITS: Postings.build([tokenize(t) for t in unit_texts]), CHUNKS: Postings.build([tokenize(t) for t in chunk_texts])},
-        tokens=(np.concatenate([np.zeros((0, dimension), np.int8), *tokens]), np.concatenate([[0], np.cumsum(counts)])),
+        tokens=_saved(np.concatenate([np.zeros((0, dimension), np.int8), *tokens]), np.concatenate([[0], np.cumsum(counts)])),
     )
 
 
@@ -184,10 +184,21 @@ def merge(folder: Path, key: dict, dimension: int, parts: list[tuple[Segment, np
         kept = np.flatnonzero(new_rows[UNITS][p] >= 0)
         counts[new_rows[UNITS][p][kept]] = np.diff(seg.token_starts)[kept]
     token_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    tokens = np.zeros((token_starts[-1], dimension), dtype=np.int8)
-    for p, (seg, _) in enumerate(parts):
-        kept = np.flatnonzero(new_rows[UNITS][p] >= 0)
-        tokens[_spans(token_starts, new_rows[UNITS][p][kept])] = seg.tokens[_spans(seg.token_starts, kept)]
+
+    def copy_tokens(tokens_path: Path, starts_path: Path) -> None:
+        """Each kept document's token rows, one contiguous block, from the parts' memory-mapped files straight
+        into the new file: a merge never holds the token rows (2-3x the unit vectors) in memory."""
+        tokens = np.lib.format.open_memmap(tokens_path, mode="w+", dtype=np.int8, shape=(int(token_starts[-1]), dimension))
+        at = 0
+        for _, p, j in picked:
+            seg = parts[p][0]
+            lo, hi = seg.token_starts[seg.starts[UNITS][j]], seg.token_starts[seg.starts[UNITS][j + 1]]
+            tokens[at : at + hi - lo] = seg.tokens[lo:hi]
+            at += hi - lo
+        tokens.flush()
+        del tokens
+        np.save(starts_path, token_starts)
+
     return write(
         folder,
         key,
@@ -197,8 +208,18 @@ def merge(folder: Path, key: dict, dimension: int, parts: list[tuple[Segment, np
         rows=rows,
         vectors=vectors,
         postings={level: Postings.take([(seg.postings[level], new_rows[level][p]) for p, (seg, _) in enumerate(parts)], base[level]) for level in LEVELS},
-        tokens=(tokens, token_starts),
+        tokens=copy_tokens,
     )
+
+
+def _saved(tokens: np.ndarray, starts: np.ndarray):
+    """The `tokens` writer of `write` for rows already in memory (a build's, which it just embedded)."""
+
+    def save(tokens_path: Path, starts_path: Path) -> None:
+        np.save(tokens_path, tokens)
+        np.save(starts_path, starts)
+
+    return save
 
 
 def _checked_tokens(x: IndexedDocument, dimension: int) -> list[np.ndarray]:
@@ -207,12 +228,6 @@ def _checked_tokens(x: IndexedDocument, dimension: int) -> list[np.ndarray]:
     if len(tokens) != len(x.units) or any(t.dtype != np.int8 or t.ndim != 2 or t.shape[1] != dimension for t in tokens):
         raise ValueError(f"{x.document.source}: token vectors are not one int8 array of width {dimension} per unit")
     return tokens
-
-
-def _spans(starts: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The positions starts[r]..starts[r+1]-1 of each of `rows`, one after another."""
-    lo, n = starts[rows], starts[rows + 1] - starts[rows]
-    return np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(int(n.sum()), dtype=np.int64)
 
 
 def write(folder: Path, key: dict, dimension: int, documents, texts, rows, vectors, postings, tokens) -> dict[str, dict]:
@@ -234,9 +249,8 @@ def write(folder: Path, key: dict, dimension: int, documents, texts, rows, vecto
         np.save(folder / f"{level}.npy", rows[level])
         faiss.write_index(vector_index(vectors[level]), str(folder / f"{level}.faiss"))
         files += [folder / f"{level}.npy", folder / f"{level}.faiss", *postings[level].save(folder / f"lex-{level}")]
-    for name, array in zip(_TOKEN_FILES, tokens):
-        np.save(folder / name, array)
-        files.append(folder / name)
+    tokens(*(folder / name for name in _TOKEN_FILES))
+    files += [folder / name for name in _TOKEN_FILES]
     files[2].write_text(json.dumps(meta), encoding="utf-8")
     for path in files:
         fsync(path)
