@@ -216,7 +216,7 @@ class _TorchModel:
         if model is None:
             return False
         probe = ["Who?", "How many people lived in the old town by the river in 1900?"]
-        features = self.st.preprocess([self.query_prompt + t for t in probe])
+        features = self.st.preprocess(probe, prompt=self.query_prompt or None)
         try:
             with warnings.catch_warnings(), torch.inference_mode():
                 warnings.simplefilter("ignore")  # trace's deprecation and tracer notes; the check below decides
@@ -231,7 +231,9 @@ class _TorchModel:
         """One batch through the transformer (the traced `graph`, else the eager modules), then pooling."""
         import torch
 
-        features = self.st.preprocess([prompt + t for t in texts])
+        # the prompt goes in through preprocess, which also gives pooling its length (a model that pools
+        # without its prompt leaves those pieces out of the mean)
+        features = self.st.preprocess(texts, prompt=prompt or None)
         with torch.inference_mode():
             if graph is None:
                 features = self.st(features)
@@ -267,6 +269,8 @@ class _OnnxModel:
             raise SettingsError(f"the onnx backend does mean pooling only; {folder!r} pools otherwise; use torch")
         self.window = int(config["max_seq_length"])
         self.dimension = int(pooling["word_embedding_dimension"])
+        #: Whether the prompt's pieces count in the mean (instructor-style models leave them out).
+        self.pool_prompt = bool(pooling.get("include_prompt", True))
         st_config = root / "config_sentence_transformers.json"
         prompts = json.loads(st_config.read_text()).get("prompts", {}) if st_config.is_file() else {}
         self.query_prompt, self.document_prompt = prompts.get("query", ""), prompts.get("document", "")
@@ -314,12 +318,15 @@ class _OnnxModel:
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         inputs = {i.name for i in session.get_inputs()}
         hidden = session.run(None, {k: v for k, v in feed.items() if k in inputs})[0]
-        summed = np.einsum("bsd,bs->bd", hidden, mask.astype(np.float32))
-        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        prompt_pieces = len(self.counter.encode(prompt, add_special_tokens=False).ids) if prompt else 0
+        pooled_mask = mask.astype(np.float32)
+        if prompt_pieces and not self.pool_prompt:
+            pooled_mask[:, : 1 + prompt_pieces] = 0.0  # [CLS] and the prompt, as sentence-transformers' Pooling
+        summed = np.einsum("bsd,bs->bd", hidden, pooled_mask)
+        pooled = summed / np.maximum(pooled_mask.sum(axis=1, keepdims=True), 1)
         vectors = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         if not tokens:
             return Encoded(vectors)
-        prompt_pieces = len(self.counter.encode(prompt, add_special_tokens=False).ids) if prompt else 0
         return Encoded(vectors, _content_tokens(self.content, hidden, ids, mask, prompt_pieces))
 
     def word_pieces(self, texts: list[str]) -> list[int]:
