@@ -321,7 +321,8 @@ class _OnnxModel:
         prompt_pieces = len(self.counter.encode(prompt, add_special_tokens=False).ids) if prompt else 0
         pooled_mask = mask.astype(np.float32)
         if prompt_pieces and not self.pool_prompt:
-            pooled_mask[:, : 1 + prompt_pieces] = 0.0  # [CLS] and the prompt, as sentence-transformers' Pooling
+            # the prompt with its leading special tokens, less the closing one, as sentence-transformers counts it
+            pooled_mask[:, : len(self.counter.encode(prompt, add_special_tokens=True).ids) - 1] = 0.0
         summed = np.einsum("bsd,bs->bd", hidden, pooled_mask)
         pooled = summed / np.maximum(pooled_mask.sum(axis=1, keepdims=True), 1)
         vectors = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)

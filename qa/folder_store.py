@@ -114,6 +114,8 @@ class FolderStore(IndexStore):
             for entry in commit["segments"]:
                 folder = self.folder / entry["name"]
                 for file, written in entry["files"].items():
+                    if not isinstance(written["crc32"], int):
+                        raise TypeError("checksum")
                     if not (folder / file).is_file() or (folder / file).stat().st_size != written["size"]:
                         raise IndexCorruptError(f"index segment {entry['name']} is truncated or missing ({file}); run `qa index` to rebuild it")
                 deleted = entry["deleted"]
@@ -250,16 +252,18 @@ class FolderStore(IndexStore):
         return self._status(name, new, [self._documents(e) for e in entries])
 
     def _write(self, written: list[Path], writer) -> dict:
-        """Write a segment through `writer(folder) -> file sizes` under a temporary name, then give it its own."""
+        """Write a segment through `writer(folder) -> its files' sizes and checksums` under a temporary name,
+        then give it its own (and count it verified: its checksums were just read from what was written)."""
         tmp = self.folder / f"tmp-{uuid.uuid4().hex[:12]}"
         written.append(tmp)
-        sizes = writer(tmp)
+        files = writer(tmp)
         meta = json.loads((tmp / "meta.json").read_text(encoding="utf-8"))
         final = self.folder / f"seg-{uuid.uuid4().hex[:12]}"
         tmp.rename(final)
         written.append(final)
+        self._verified.add(final.name)
         return {"name": final.name, "documents": meta["documents"], UNITS: meta[UNITS], CHUNKS: meta[CHUNKS],
-                f"deleted_{UNITS}": 0, f"deleted_{CHUNKS}": 0, "deleted": [], "files": sizes}
+                f"deleted_{UNITS}": 0, f"deleted_{CHUNKS}": 0, "deleted": [], "files": files}
 
     def _merged(self, key: dict, dimension: int, entries: list[dict], commit: dict, written: list[Path]) -> list[dict]:
         """`entries` after the merges the policy asks for: segments with many deleted rows, and the smallest
@@ -320,6 +324,7 @@ class FolderStore(IndexStore):
             _remove(path)
         with self._loading:
             self._loaded = {n: s for n, s in self._loaded.items() if n in names}
+        self._verified &= names
 
 
 class FolderSnapshot(Snapshot):

@@ -121,7 +121,7 @@ def search(index, vector: np.ndarray, k: int, allowed: Allowed | None = None) ->
 
 
 def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, dict]:
-    """Write the segment of `docs` (stored in order of source) into the new folder `folder`; returns its file sizes."""
+    """Write the segment of `docs` (stored in order of source) into the new folder `folder`; returns its files' sizes and checksums."""
     docs = sorted(docs, key=lambda x: x.document.source)
     units, chunks, unit_vectors, chunk_vectors, unit_texts, chunk_texts, tokens = [], [], [], [], [], [], []
     base = 0
@@ -152,7 +152,7 @@ def build(folder: Path, key: dict, docs: list[IndexedDocument]) -> dict[str, dic
 
 def merge(folder: Path, key: dict, dimension: int, parts: list[tuple[Segment, np.ndarray]]) -> dict[str, dict]:
     """Write into `folder` one segment of the documents `keep` (local numbers) of each part, in order of source;
-    vectors and term counts are copied, nothing is embedded or tokenized again. Returns its file sizes."""
+    vectors and term counts are copied, nothing is embedded or tokenized again. Returns its files' sizes and checksums."""
     picked = sorted(((seg.documents[j]["source"], p, j) for p, (seg, keep) in enumerate(parts) for j in keep.tolist()))
     new_rows = {level: [np.full(len(seg.rows[level]), -1, dtype=np.int64) for seg, _ in parts] for level in LEVELS}
     new_doc = [np.full(len(seg.documents), -1, dtype=np.int64) for seg, _ in parts]
@@ -187,16 +187,20 @@ def merge(folder: Path, key: dict, dimension: int, parts: list[tuple[Segment, np
 
     def copy_tokens(tokens_path: Path, starts_path: Path) -> None:
         """Each kept document's token rows, one contiguous block, from the parts' memory-mapped files straight
-        into the new file: a merge never holds the token rows (2-3x the unit vectors) in memory."""
-        tokens = np.lib.format.open_memmap(tokens_path, mode="w+", dtype=np.int8, shape=(int(token_starts[-1]), dimension))
-        at = 0
-        for _, p, j in picked:
-            seg = parts[p][0]
-            lo, hi = seg.token_starts[seg.starts[UNITS][j]], seg.token_starts[seg.starts[UNITS][j + 1]]
-            tokens[at : at + hi - lo] = seg.tokens[lo:hi]
-            at += hi - lo
-        tokens.flush()
-        del tokens
+        into the new file: a merge never holds the token rows (2-3x the unit vectors) in memory. Written, not
+        mapped: a full disk is then an OSError (the usual `qa:` line), where a write through a mapping is a
+        SIGBUS that kills the process."""
+        shape = (int(token_starts[-1]), dimension)
+        with tokens_path.open("wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int8)), "fortran_order": False, "shape": shape})
+            copied = 0
+            for _, p, j in picked:
+                seg = parts[p][0]
+                lo, hi = seg.token_starts[seg.starts[UNITS][j]], seg.token_starts[seg.starts[UNITS][j + 1]]
+                f.write(np.ascontiguousarray(seg.tokens[lo:hi]).tobytes())
+                copied += hi - lo
+        if copied != shape[0]:
+            raise ValueError(f"merged {copied} token rows where the units have {shape[0]}")
         np.save(starts_path, token_starts)
 
     return write(
@@ -231,6 +235,9 @@ def _checked_tokens(x: IndexedDocument, dimension: int) -> list[np.ndarray]:
 
 
 def write(folder: Path, key: dict, dimension: int, documents, texts, rows, vectors, postings, tokens) -> dict[str, dict]:
+    """Write a segment's files into the new folder `folder`, each fsynced; `tokens(tokens_path, starts_path)`
+    writes the two token files (from memory for a build, streamed for a merge). Returns each file's size and
+    CRC-32, which the commit keeps."""
     import faiss
 
     folder.mkdir()

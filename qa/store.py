@@ -111,7 +111,8 @@ class IndexStore(ABC):
     def verify(self) -> None:
         """Check the stored rows against what was written (IndexCorruptError if they differ), before a build
         calls the index up to date. The folder store reads its files' checksums; PostgreSQL checks its own
-        pages (data checksums, on by default since PostgreSQL 18), so there is nothing more to read there."""
+        pages where data checksums are on (the default of clusters made by PostgreSQL 18's initdb), so
+        there is nothing more for qa to read there."""
 
     @abstractmethod
     def update(self, key: dict, changes: Changes) -> IndexStatus:

@@ -313,6 +313,14 @@ def _damage_deletions(index: Path, assistant):
     pointer.write_text(json.dumps(commit))
 
 
+def _damage_checksums(index: Path, _):
+    pointer = index / (index / "CURRENT").read_text().strip()
+    commit = json.loads(pointer.read_text())
+    for written in commit["segments"][0]["files"].values():
+        del written["crc32"]
+    pointer.write_text(json.dumps(commit))
+
+
 def _damage_other_model(index: Path, _):
     other = FolderStore(index.parent / "other")
     rng = np.random.default_rng(0)
@@ -361,7 +369,8 @@ def _listing(folder: Path) -> dict:
 
 @pytest.mark.parametrize(
     "damage, words",
-    [(_damage_missing, "missing"), (_damage_truncated, "truncated"), (_damage_deletions, "deletions"), (_damage_other_model, "another model")],
+    [(_damage_missing, "missing"), (_damage_truncated, "truncated"), (_damage_deletions, "deletions"), (_damage_other_model, "another model"),
+     (_damage_checksums, "incomplete")],
 )
 def test_a_damaged_index_is_one_line_changes_nothing_and_the_next_build_repairs_it(tmp_path, embedder, capsys, damage, words):
     assistant = make_assistant(tmp_path, embedder)
