@@ -57,7 +57,11 @@ _DATE = re.compile(
     rf"|(?:1[0-9]|20)\d{{2}}s?"
     rf"|{_DAYS})\b"
 )
-_CALENDAR = re.compile(rf"^(?:{_MONTHS}|{_DAYS})$")
+_DAY_ABBREVIATIONS = "Mon|Tue|Tues|Wed|Thu|Thur|Thurs|Fri|Sat|Sun"
+#: A month or a day, as a name never is: "Sun 10 Mar" points at no one.
+_CALENDAR = re.compile(rf"^(?:{_MONTHS}|{_DAYS}|{_MONTH_ABBREVIATIONS}|{_DAY_ABBREVIATIONS})\.?$")
+#: The pronoun "I" ("I've", "I'd"), capitalised as a name is and never one.
+_FIRST_PERSON = re.compile(r"^I(?:[’'](?:m|ve|d|ll))?$")
 _NAME = re.compile(r"\b[A-Z][\w’'.-]*(?:\s+(?:of|de|du|la|van|von|the|al|bin)?\s*[A-Z][\w’'.-]*)*")
 _PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)\s?)?\d{2,5}(?:[\s.-]\d{2,5}){1,3}(?![\w-])")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -890,13 +894,13 @@ class Extractor:
         quote, found, starting = citation.quote, [], []
         for piece in re.finditer(r"[^\n.!?]+(?:[.!?](?=\S)[^\n.!?]*)*", quote):  # "v2.1" and "St.Ives" stay whole
             for m in _NAME.finditer(piece.group()):
-                a, b = _trim(piece.group(), m.start(), m.end(), "name")
-                at_start = not piece.group()[:a].strip(" \t>*•-\"“(")
-                first = _WORD.match(piece.group(), a)
-                if first and first.end() < b and not tokenize(first.group()):  # "The Board" -> "Board"
-                    a = first.end() + len(piece.group()[first.end() : b]) - len(piece.group()[first.end() : b].lstrip())
-                phrase = piece.group()[a:b]
-                if not phrase or _CALENDAR.match(phrase) or not tokenize(phrase):
+                text = piece.group()
+                a, b = _trim(text, m.start(), m.end(), "name")
+                at_start = not text[:a].strip(" \t>*•-\"“(")
+                while (first := _WORD.match(text, a)) and first.end() < b and _leads_no_name(first.group()):
+                    a = first.end() + len(text[first.end() : b]) - len(text[first.end() : b].lstrip())  # "The Board", "Mar Folk"
+                phrase = text[a:b]
+                if not phrase or _never_a_name(phrase) or (" " not in phrase and text[b : b + 1] == ":"):  # "Re:", "Mobile:"
                     continue
                 (starting if at_start and len(phrase.split()) == 1 else found).append(phrase)
         names = list(dict.fromkeys(found or starting))
@@ -912,6 +916,17 @@ class Extractor:
                 Passage(document.source, start, end, line_of(document.text, start), document.text[start:end], round(1.0 / (1 + rank), 4))
             )
         return out
+
+
+def _never_a_name(phrase: str) -> bool:
+    """A capitalised word or phrase that names no one: a stop word ("The"), a month or a day, the pronoun "I"."""
+    return not tokenize(phrase) or bool(_CALENDAR.match(phrase) or _FIRST_PERSON.match(phrase))
+
+
+def _leads_no_name(word: str) -> bool:
+    """A word that starts no name it leads: a stop word or an abbreviated date ("Mar Tidewrack Folk" in "Sun 10
+    Mar Tidewrack Folk"), though a full day may ("Sunday Papers")."""
+    return _never_a_name(word) and not re.fullmatch(rf"{_MONTHS}|{_DAYS}", word)
 
 
 def _kind_near(spans: Iterable[tuple[int, int]], terms, weights: dict[str, float], reach: int = 4) -> float:

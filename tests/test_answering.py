@@ -341,6 +341,12 @@ def test_an_update_that_states_the_new_value_beside_the_old_is_marked(tmp_path, 
         ("The committee is chaired by Ines Baptiste, since January.\nInes Baptiste joined in 2016.", ["Ines Baptiste"]),
         ("Dana Whitfield\nPTA Communications Chair", ["Dana Whitfield", "PTA Communications Chair"]),
         ("Caldwell said about 1,100 people came.", ["Caldwell"]),  # a lone sentence start, when nothing else is named
+        # a date, the pronoun I and a label name no one, though a show named after a day does
+        ("Sun 10 Mar  19:00  Tidewrack Folk - Dafydd Penhaligorn", ["Tidewrack Folk", "Dafydd Penhaligorn"]),
+        ("Sunday Papers - Wenna Clodd", ["Sunday Papers", "Wenna Clodd"]),
+        ("I've asked the office.", []),
+        ("Subject: Re: March rota", []),
+        ("Scarcliffe Junction: EM gauge", ["Scarcliffe Junction", "EM"]),
     ],
 )
 def test_a_follow_up_points_at_the_names_of_the_answer_not_at_sentence_starts(quote, names):
