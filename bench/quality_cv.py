@@ -1,8 +1,9 @@
 """How good the answer scorer is on documents it was not fitted on: dev, seeds and SQuAD pooled, folds held out.
 
-Every question of three corpora (eval/dev: realistic files; the seed documents with eval/seeds_dev.jsonl; the
-`qa eval --limit 300` sample of the SQuAD files in ../shared/eval), and the questions of eval/offtopic.jsonl
-(general questions no corpus answers, asked of each) is searched exactly as `Assistant.ask` does
+Every question of three corpora (eval/dev: realistic files, asked in DEV_GROUPS folders of about ten, each
+indexed on its own; the seed documents with eval/seeds_dev.jsonl; the `qa eval --limit 300` sample of the SQuAD
+files in ../shared/eval, 93 paragraphs in one index), and the questions of eval/offtopic.jsonl (general questions
+no corpus answers, asked of each) is searched exactly as `Assistant.ask` does
 (follow-ups with their history and the previous answer), and every candidate window gets its FEATURES row and a
 label: right file, and it holds a gold answer. The folds are the dev and seed documents, and the SQuAD
 paragraphs in FOLDS groups. For each fold in turn, on the questions of all the OTHER folds:
@@ -43,6 +44,9 @@ PENALTIES = np.arange(0.0, 6.01, 0.25)
 #: SQuAD paragraphs are held out in this many groups.
 FOLDS = 5
 SQUAD_LIMIT = 300
+#: Dev's documents are asked in this many folders of about ten, each its own index, as a test set is and as a
+#: person's folder may be: the confidence of a window depends on how many documents compete with its own.
+DEV_GROUPS = 11
 
 
 @dataclass
@@ -98,31 +102,61 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic:
     return rows
 
 
-def all_rows(dev: Path, squad: list[Path], work: Path, cache: Path | None) -> list[Row]:
-    """Every corpus's rows; with `cache`, each corpus's are read from (or written to) `cache`.<corpus>."""
+def dev_groups(docs: Path, questions: list, groups: int, work: Path) -> list[tuple[Path, list]]:
+    """The dev documents dealt into `groups` folders (by name, in turn), each with its own questions: folders of
+    about ten files, the size the test sets are asked of, beside the pooled corpus of SQuAD's 93 paragraphs."""
+    names = sorted(p.name for p in docs.iterdir() if p.is_file())
+    out = []
+    for k in range(groups):
+        folder = work / f"dev-docs-{k}"
+        folder.mkdir(parents=True)
+        mine = set(names[k::groups])
+        for name in mine:
+            (folder / name).write_bytes((docs / name).read_bytes())
+        out.append((folder, [q for q in questions if q.source in mine]))
+    return out
+
+
+def all_rows(dev: Path, squad: list[Path], work: Path, cache: Path | None, groups: int = 0) -> list[Row]:
+    """Every corpus's rows; with `cache`, each corpus's are read from (or written to) `cache`.<corpus> (dev's in
+    `groups` folders, `cache`.dev-in-<groups>); with `groups`, dev's are asked of that many folders of its
+    documents, each indexed on its own."""
     from qa.answering import FEATURES
     from qa.evaluation import load_jsonl, load_squad, sample
 
     offtopic = load_jsonl(ROOT / "eval/offtopic.jsonl")
 
-    def rows(corpus: str, seeds, questions) -> list[Row]:
-        path = cache.with_name(f"{cache.name}.{corpus}") if cache else None
+    def rows(name: str, build) -> list[Row]:
+        """Rows built by `build`, or read from `cache`.<name>."""
+        path = cache.with_name(f"{cache.name}.{name}") if cache else None
         if path and path.exists():
             cached = pickle.loads(path.read_bytes())
             width = next((r.X.shape[1] for r in cached if len(r.X)), len(FEATURES))
             if width != len(FEATURES):
                 raise SystemExit(f"quality_cv: {path} holds rows of {width} features, qa has {len(FEATURES)}: give --cache a new name")
             return cached
-        found = corpus_rows(corpus, seeds(), questions(), work / corpus, offtopic)
+        found = build()
         if path:
             path.write_bytes(pickle.dumps(found))
         return found
 
-    found = rows("dev", lambda: dev / "docs", lambda: [q for f in sorted((dev / "questions").glob("*.jsonl")) for q in load_jsonl(f)])
-    found += rows("seeds", lambda: ROOT / "seeds", lambda: load_jsonl(ROOT / "eval/seeds_dev.jsonl"))
+    def asked(corpus: str, seeds, questions) -> list[Row]:
+        return rows(corpus, lambda: corpus_rows(corpus, seeds(), questions(), work / corpus, offtopic))
+
+    def dev_in_groups() -> list[Row]:
+        """The off-topic questions are asked of the first folder only, so there are as many as without groups."""
+        folders = dev_groups(dev / "docs", dev_questions(), groups, work)
+        return [r for k, (folder, mine) in enumerate(folders) for r in corpus_rows("dev", folder, mine, work / f"dev-{k}", offtopic if k == 0 else ())]
+
+    dev_questions = lambda: [q for f in sorted((dev / "questions").glob("*.jsonl")) for q in load_jsonl(f)]
+    if groups:
+        found = rows(f"dev-in-{groups}", dev_in_groups)
+    else:
+        found = asked("dev", lambda: dev / "docs", dev_questions)
+    found += asked("seeds", lambda: ROOT / "seeds", lambda: load_jsonl(ROOT / "eval/seeds_dev.jsonl"))
     if squad:
         seeds = work / "squad-seeds"
-        found += rows("squad", lambda: seeds, lambda: sample(load_squad(squad, seeds), SQUAD_LIMIT))
+        found += asked("squad", lambda: seeds, lambda: sample(load_squad(squad, seeds), SQUAD_LIMIT))
     return found
 
 
@@ -337,9 +371,10 @@ def main() -> None:
     parser.add_argument("--dev", type=Path, default=ROOT / "eval/dev", help="folder with docs/ and questions/*.jsonl")
     parser.add_argument("--squad", type=Path, nargs="*", default=sorted((shared_dir() / "eval").glob("squad-*.json")))
     parser.add_argument("--cache", type=Path, help="pickles of the feature rows (<cache>.<corpus>): read if they exist, else written")
+    parser.add_argument("--dev-groups", type=int, default=DEV_GROUPS, help="ask dev's questions of this many folders of its documents, each its own index (0: all in one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qa-quality-") as tmp:
-        rows = all_rows(args.dev, args.squad, Path(tmp), args.cache)
+        rows = all_rows(args.dev, args.squad, Path(tmp), args.cache, args.dev_groups)
     print(f"{len(rows)} questions: " + ", ".join(f"{c} {sum(r.corpus == c for r in rows)}" for c in sorted({r.corpus for r in rows}))
           + f"; {len({r.fold for r in rows})} folds held out in turn")
     every = choose(rows)
