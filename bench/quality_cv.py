@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The mean first quotation must stay under this many words on every corpus (the target is 45).
 WORDS = 44
 #: At most this share of answerable questions may be abstained on when the answerability bias is placed.
-FALSE_ABSTAIN = 0.02
+FALSE_ABSTAIN = 0.04
 #: Extra penalty per WORDS_SCALE words of a window beyond LONG_WORDS, searched in this range.
 PENALTIES = np.arange(0.0, 6.01, 0.25)
 #: SQuAD paragraphs are held out in this many groups.

@@ -143,41 +143,42 @@ class Weights:
     is special-cased.
     """
 
-    sentence_dense: float = -0.46
-    window_dense: float = 5.86
-    chunk_dense: float = 1.14
-    neighbour_dense: float = -0.70
-    sentence_terms: float = -0.24
-    context_terms: float = 2.68
-    heading_terms: float = 2.61
-    document_terms: float = 2.51
-    next_terms: float = -3.33
-    answer_kind: float = 1.84
-    kind_missing: float = 0.12
-    kind_near: float = 0.85
-    novelty: float = 1.27
-    words: float = -0.25
-    long_words: float = -4.30
-    echo: float = -1.31
-    quoted: float = -0.14
-    structure: float = -0.02
-    definition: float = 4.85
-    update: float = -0.29
-    previous_document: float = 1.86
-    repeats_previous: float = 0.57
-    rare_term: float = 0.34
-    asking: float = -3.10
-    money: float = 0.78
-    money_missing: float = -0.78  # money's complement when money is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 4.97
-    update_match: float = 0.33
-    corrects: float = 0.74
-    passage_rank: float = 0.22
-    document_dense: float = 6.18
-    title_terms: float = 5.85
-    phrases: float = 1.15
-    token_match: float = 10.32
+    sentence_dense: float = 0.77
+    window_dense: float = 5.85
+    chunk_dense: float = 1.20
+    neighbour_dense: float = -0.20
+    sentence_terms: float = -0.52
+    context_terms: float = 3.96
+    heading_terms: float = 3.05
+    document_terms: float = 2.77
+    next_terms: float = -3.90
+    answer_kind: float = 1.47
+    kind_missing: float = -0.65
+    kind_near: float = 0.95
+    novelty: float = 2.11
+    words: float = -1.00
+    long_words: float = -2.61
+    echo: float = -2.19
+    quoted: float = -0.10
+    structure: float = -0.06
+    definition: float = 5.11
+    update: float = -0.54
+    previous_document: float = 1.88
+    repeats_previous: float = 0.34
+    rare_term: float = 0.35
+    asking: float = -3.41
+    money: float = 0.93
+    money_missing: float = -0.93  # money's complement when money is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 6.16
+    update_match: float = 0.86
+    corrects: float = 0.83
+    passage_rank: float = 0.35
+    document_dense: float = 5.79
+    title_terms: float = 4.55
+    phrases: float = 0.46
+    token_match: float = 9.12
     unmentioned: float = 0.00  # the same for every window of a question: nothing for ranking, a signal to Answerability
+    heading: float = 0.95
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -202,8 +203,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.02417, 0.1639, -0.04766, 0.3943, 0.5627, 0.2097, 0.3901, 0.06673, 0.2573, -0.08318, -0.06616, 0.4246, -0.04861, -0.08027, 0.02381, 0.8394, 0.2282, 0.1834, 0.3236, -0.1066, -8.333e-05, 0.6895, -0.0911, 0.3075, 0.1233, 0.1634, -0.665, -0.2289, -0.7425, 0.3618, 0.02196, -0.1359, 0.254, 0.3318, -0.06713, -0.06058, 0.8983, -0.6267)
-    bias: float = -2.47
+    weights: tuple[float, ...] = (0.03177, 0.1392, -0.04755, 0.5617, 0.6791, -0.1825, 0.2746, 0.05911, 0.2061, 0.2255, -0.05974, 0.3593, -0.06168, 0.08222, 0.0452, 0.604, 0.2107, 0.1658, 0.3269, -0.1033, 0.05423, 0.8734, -0.05426, 0.2836, 0.1496, 0.1372, -0.8241, -0.1245, -0.822, 0.7754, -0.01055, -0.07194, 0.2187, 0.4429, -0.2053, -0.03177, 0.9822, -0.4774, -0.4849)
+    bias: float = -2.534
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -647,17 +648,20 @@ class Extractor:
 
     def windows(self, candidates: Candidates) -> list[Window]:
         """Every run of 1..WINDOW_UNITS units that starts at a candidate and stays inside its passage, without a
-        heading or a table's header row (each is its units' context, never their answer) or an empty line in it."""
+        table's header row (the context of its rows, never their answer) or an empty line in it. A heading is
+        a window alone ("## 4.2.1 — 21 October 2024" says when 4.2.1 came out), never part of a longer one."""
         seen, out = set(), []
         lasts = self.snapshot.rows(CHUNKS, candidates.chunks)["last"].tolist()
         for s, c, chunk_last in zip(candidates.sentences.tolist(), candidates.chunks.tolist(), lasts):
             for last in range(s + 1, min(s + WINDOW_UNITS, chunk_last) + 1):
                 u = self.unit(last - 1)
-                if u.kind == "heading" or u.empty or u.header:
+                if u.empty or u.header or (u.kind == "heading" and last > s + 1):
                     break
                 if (s, last) not in seen:
                     seen.add((s, last))
                     out.append(Window(s, last, c))
+                if u.kind == "heading":
+                    break
         return out
 
     def features(
@@ -760,6 +764,7 @@ class Extractor:
             row[col["echo"]] = asked_in / len(own) if own else 0.0
             row[col["quoted"]] = facts.quoted
             row[col["structure"]] = facts.structure
+            row[col["heading"]] = units[0].kind == "heading"
             row[col["rare_term"]] = bool(rare_bits & around_mask)
             row[col["asking"]] = units[-1].asking
             row[col["label_terms"]] = coverage(label_mask_of.get(w.first, 0))

@@ -355,6 +355,25 @@ def test_a_follow_up_points_at_the_names_of_the_answer_not_at_sentence_starts(qu
     assert Extractor.names(None, Citation("a.txt", quote, 0, len(quote), 1, 1.0)) == names
 
 
+RELEASES = {
+    "release-notes.md": (
+        "# Release notes\n\n"
+        "## 4.2.1 — 21 October 2024\n\n"
+        "- Fixed a crash when exporting invoices to PDF.\n\n"
+        "## 4.2.0 — 12 August 2024\n\n"
+        "- Added mileage claims to expenses.\n"
+    ),
+}
+
+
+def test_a_heading_is_a_window_alone_and_never_part_of_a_longer_one(tmp_path, embedder):
+    """A version's heading says when it came out: it is a candidate window of its own, marked as a heading."""
+    heading = _window_feature(make_assistant(tmp_path, embedder, RELEASES), "When did version 4.2.1 come out?", "heading")
+    assert heading["## 4.2.1 — 21 October 2024"] == 1.0
+    assert heading["- Fixed a crash when exporting invoices to PDF."] == 0.0
+    assert not any("\n" in text and "##" in text for text in heading)
+
+
 MANUAL = {
     "manual.md": (
         "# Specifications\n\n"
