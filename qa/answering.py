@@ -60,6 +60,7 @@ _DATE = re.compile(
 _DAY_ABBREVIATIONS = "Mon|Tue|Tues|Wed|Thu|Thur|Thurs|Fri|Sat|Sun"
 #: A month or a day, as a name never is: "Sun 10 Mar" points at no one.
 _CALENDAR = re.compile(rf"^(?:{_MONTHS}|{_DAYS}|{_MONTH_ABBREVIATIONS}|{_DAY_ABBREVIATIONS})\.?$")
+_FULL_CALENDAR = re.compile(rf"^(?:{_MONTHS}|{_DAYS})$")
 #: The pronoun "I" ("I've", "I'd"), capitalised as a name is and never one.
 _FIRST_PERSON = re.compile(r"^I(?:[’'](?:m|ve|d|ll))?$")
 _NAME = re.compile(r"\b[A-Z][\w’'.-]*(?:\s+(?:of|de|du|la|van|von|the|al|bin)?\s*[A-Z][\w’'.-]*)*")
@@ -931,7 +932,7 @@ def _never_a_name(phrase: str) -> bool:
 def _leads_no_name(word: str) -> bool:
     """A word that starts no name it leads: a stop word or an abbreviated date ("Mar Tidewrack Folk" in "Sun 10
     Mar Tidewrack Folk"), though a full day may ("Sunday Papers")."""
-    return _never_a_name(word) and not re.fullmatch(rf"{_MONTHS}|{_DAYS}", word)
+    return _never_a_name(word) and not _FULL_CALENDAR.match(word)
 
 
 def _kind_near(spans: Iterable[tuple[int, int]], terms, weights: dict[str, float], reach: int = 4) -> float:
