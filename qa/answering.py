@@ -899,8 +899,8 @@ class Extractor:
             return [citation.quote[a - citation.start : b - citation.start]]
         quote, found, starting = citation.quote, [], []
         for piece in re.finditer(r"[^\n.!?]+(?:[.!?](?=\S)[^\n.!?]*)*", quote):  # "v2.1" and "St.Ives" stay whole
-            for m in _NAME.finditer(piece.group()):
-                text = piece.group()
+            text = piece.group()
+            for m in _NAME.finditer(text):
                 a, b = _trim(text, m.start(), m.end(), "name")
                 at_start = not text[:a].strip(" \t>*•-\"“(")
                 while (first := _WORD.match(text, a)) and first.end() < b and _leads_no_name(first.group()):
