@@ -28,6 +28,8 @@ _TABLE_RULE = re.compile(r"^[\s|:-]+$")
 _LIST = re.compile(r"^\s*(?:[-*•+–]|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)])\s+\S")
 #: "Date: Tuesday, March 11", "Max load (kg): 40": a short label, a colon, a value.
 _LABEL = re.compile(r"^\s*[A-Z][\w&/'’(),. -]{0,40}?:\s+\S")
+#: An email or web address: a line that holds one is a contact line, not a title.
+_ADDRESS = re.compile(r"@\w|://|\bwww\.")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _QUOTED = re.compile(r"^\s*>")
 _TERMINAL = tuple(".!?,;:)\"”'’")
@@ -47,14 +49,15 @@ class _Line:
 
 def _is_heading(text: str, before: str | None, after: str | None) -> bool:
     """A Markdown heading, an underlined one, an ALL CAPS title line, or a short untitled line that opens a
-    paragraph: alone after a blank or a finished paragraph, followed by a blank or a long line."""
+    paragraph: alone after a blank or a finished paragraph, followed by a blank or a long line, and neither a
+    `Label: value` line ("Issued: February 2025" is a fact to quote, not the topic of what follows) nor an address."""
     if _MD_HEADING.match(text) or (after is not None and _RULE.match(after) and not _RULE.match(text)):
         return True
     letters = [c for c in text if c.isalpha()]
     words = text.split()
     if len(letters) >= 3 and sum(c.isupper() for c in letters) >= 0.8 * len(letters) and len(words) <= 12 and not _LABEL.match(text):
         return True
-    if len(words) > 8 or text.endswith(_TERMINAL) or not text[0].isupper():
+    if len(words) > 8 or text.endswith(_TERMINAL) or not text[0].isupper() or _LABEL.match(text) or _ADDRESS.search(text):
         return False
     opens = before is None or not before.strip() or _RULE.match(before) or before.rstrip().endswith(_FINISHED)
     closes = after is not None and (not after.strip() or len(after.split()) >= 10)

@@ -71,6 +71,16 @@ def test_a_table_row_carries_its_header_and_a_heading_is_context_not_a_row():
     assert text[units["Ask at the desk."].context_start : units["Ask at the desk."].context_end] == "# Library fees"
 
 
+def test_a_short_label_line_or_address_alone_is_a_line_not_the_heading_of_what_follows():
+    body = "The unit must be serviced every twelve months by an approved engineer, or the warranty lapses."
+    text = f"Issued: February 2025\n\n{body}\n\nsupport@brightwell.example\n\n{body}\n\nWarranty\n\n{body}\n"
+    units = {u.text: u for u in Chunker(200, 1).sentences(text)}
+    assert units["Issued: February 2025"].kind == "line" and units["support@brightwell.example"].kind != "heading"
+    assert units["Warranty"].kind == "heading"
+    after = [u for u in Chunker(200, 1).sentences(text) if u.text == body]
+    assert [text[u.context_start : u.context_end] for u in after] == ["", "", "Warranty"]
+
+
 def test_wrapped_prose_is_sentences_and_signature_lines_stay_lines():
     para = ("The district said the new route starts after the winter break, once the\n"
             "bridge reopens. Buses will leave the depot ten minutes earlier than they do\n"
