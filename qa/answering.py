@@ -8,14 +8,14 @@ question's terms found in it, around it, in the heading or table header it sits 
 ("Heat-up time: ...", a table row's first cell), in its document and its file name; the share of the question's
 adjacent term pairs it holds ("accepted solution"); the best cosine in its file and the fused rank of its passage;
 whether it holds the kind of thing the question asks for (a number for "how many", a date or clock time for "when",
-a name for "who", a phone number or an email address, a sum of money for a fee), near the question's words, or an
-acronym's expansion; whether it says anything beyond the question; its size in words, whether it is a quoted older
-message (`> `), an update, one that states the new value beside the old ("8:15am, not 9:30am"), a structure line,
-whether it ends asking (a question from the floor, "parents asked whether...": the reply after it answers); for a
-follow-up, whether it is in the previous answer's document; and a token match, each of the question's words
-meeting its closest word piece in the window (the index keeps each unit's word pieces' vectors); and, the
-same for every window of a question, the share of its terms (and its history's, at their weight) that no
-candidate's document holds ("Tokyo").
+a name for "who", a phone number or an email address, a sum of money for a fee, a time of day for "what time"),
+near the question's words, or an acronym's expansion; whether it says anything beyond the question; its size in
+words, whether it is a quoted older message (`> `), an update, one that states the new value beside the old
+("8:15am, not 9:30am"), a structure line, whether it ends asking (a question from the floor, "parents asked
+whether...": the reply after it answers); for a follow-up, whether it is in the previous answer's document; and a
+token match, each of the question's words meeting its closest word piece in the window (the index keeps each
+unit's word pieces' vectors); and, the same for every window of a question, the share of its terms (and its
+history's, at their weight) that no candidate's document holds ("Tokyo").
 Whether to answer at all is a second, logistic model (Answerability) over the best window's score, its lead over
 the runner-up and its evidence: the confidence; below Settings.min_confidence the assistant abstains.
 """
@@ -72,7 +72,12 @@ _MONEY = re.compile(
     r"|\bfree of charge\b|\b(?:is|are|for|be|go) free\b|\bno (?:extra |additional )?(?:cost|charge)\b",
     re.IGNORECASE,
 )
-_PATTERNS = {"money": _MONEY, "number": _NUMBER, "date": _DATE, "name": _NAME, "phone": _PHONE, "email": _EMAIL}
+#: A time of day: "9:45", "7.30pm", "10 a.m.", "midnight".
+_CLOCK = re.compile(
+    r"(?<![$€£¥\d.,])\b\d{1,2}[:.]\d\d(?!\d)(?:\s?[ap]\.?m\b\.?)?|\b\d{1,2}\s?(?:[ap]\.m\.|[ap]m\b)|\b(?:noon|midday|midnight)\b",
+    re.IGNORECASE,
+)
+_PATTERNS = {"money": _MONEY, "clock": _CLOCK, "number": _NUMBER, "date": _DATE, "name": _NAME, "phone": _PHONE, "email": _EMAIL}
 
 #: Nouns whose value is an amount: "What is the late fee?", "What does it cost?".
 _AMOUNTS = "cost|costs|price|prices|fee|fees|fare|fares|charge|charges|rate|rates|fine|fines|deposit|salary|budget|total|balance|allowance"
@@ -80,6 +85,14 @@ _AMOUNTS = "cost|costs|price|prices|fee|fees|fare|fares|charge|charges|rate|rate
 _ASKS_MONEY = re.compile(
     rf"\b({_AMOUNTS}|cheaper|expensive|pay|pays|paid|spend|spent|reimbursed|refund|refunded)\b", re.IGNORECASE
 )
+#: A question about a time of day ("What time does it open?", "the opening hours"): a date does not answer it.
+_ASKS_CLOCK = re.compile(
+    r"\b(?:what|which) times?\b(?! of)|\bwhat hours\b|\b(?:opening|closing|office|business|visiting) (?:hours|times)\b",
+    re.IGNORECASE,
+)
+#: Asked kinds narrower than their pattern: (the question asks it, within this asked kind or any (None), what
+#: answers it). "Who pays?" is no money question; "the opening hours" asks a time whatever kind it is read as.
+_EXACT = ((_ASKS_MONEY, "number", "money"), (_ASKS_CLOCK, None, "clock"))
 _ASKS_NUMBER = re.compile(
     r"\b(how (many|much|old|long|far|large|big|tall|often|high|heavy|fast|wide|deep)"
     r"|what (percentage|percent|age|number|amount|proportion|share|fraction)"
@@ -168,8 +181,8 @@ class Weights:
     repeats_previous: float = 0.34
     rare_term: float = 0.35
     asking: float = -3.41
-    money: float = 0.93
-    money_missing: float = -0.93  # money's complement when money is asked: nothing for ranking, a signal to Answerability
+    exact_kind: float = 0.93
+    exact_missing: float = -0.93  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
     label_terms: float = 6.16
     update_match: float = 0.86
     corrects: float = 0.83
@@ -285,6 +298,15 @@ def asked_kind(question: str) -> str:
     if _ASKS_NAME.search(question):
         return "name"
     return ""
+
+
+def exact_kind(question: str, kind: str) -> str | None:
+    """'money' or 'clock' when the question, asking for `kind`, wants a sum of money or a time of day.
+
+    >>> exact_kind("What are the opening hours?", ""), exact_kind("Who pays for it?", "name")
+    ('clock', None)
+    """
+    return next((name for asks, of, name in _EXACT if of in (kind, None) and asks.search(question)), None)
 
 
 def _words(text: str) -> set[str]:
@@ -578,7 +600,7 @@ class Extractor:
         self._facts_of: dict[tuple[int, int], _Facts] = {}
         self._spans_of: dict[int, list] = {}
         self._title_of: dict[int, frozenset[str]] = {}
-        self._money_of: dict[int, bool] = {}
+        self._holds_of: dict[tuple[int, str], bool] = {}
 
     def _sentence_text(self, s: int) -> str:
         u = self.unit(s)
@@ -636,11 +658,12 @@ class Extractor:
             self._title_of[d] = frozenset(tokenize(re.sub(r"[\W_]+", " ", stem)))
         return self._title_of[d]
 
-    def _holds_money(self, u: int) -> bool:
-        """Whether unit u holds a sum of money, whatever the question: read once per snapshot."""
-        if u not in self._money_of:
-            self._money_of[u] = bool(_kind_matches(self._sentence_text(u), "money"))
-        return self._money_of[u]
+    def _holds(self, u: int, kind: str) -> bool:
+        """Whether unit u holds a span of `kind` (a sum of money, a time of day), whatever the question: read once
+        per snapshot."""
+        if (u, kind) not in self._holds_of:
+            self._holds_of[(u, kind)] = bool(_kind_matches(self._sentence_text(u), kind))
+        return self._holds_of[(u, kind)]
 
     def _term_spans(self, u: int) -> list:
         if u not in self._spans_of:
@@ -717,7 +740,7 @@ class Extractor:
             out[:, col["token_match"]] = self._token_match(query.tokens, windows)
 
         kind = asked_kind(question)
-        money = kind == "number" and _ASKS_MONEY.search(question) is not None
+        exact = exact_kind(question, kind)
         asked = _words(question)
         acronym = _ASKS_EXPANSION.search(question)
         kind_of: dict[int, tuple[bool, bool]] = {}
@@ -787,9 +810,9 @@ class Extractor:
                 row[col["answer_kind"]] = any(f for f, _ in found)
                 row[col["kind_missing"]] = not row[col["answer_kind"]] and kind != "name"
                 row[col["kind_near"]] = any(n for _, n in found)
-                if money:
-                    row[col["money"]] = any(self._holds_money(u) for u in range(w.first, w.last))
-                    row[col["money_missing"]] = not row[col["money"]]
+            if exact:
+                row[col["exact_kind"]] = any(self._holds(u, exact) for u in range(w.first, w.last))
+                row[col["exact_missing"]] = not row[col["exact_kind"]]
         return windows, out
 
     def _token_match(self, question_tokens: np.ndarray, windows: list[Window]) -> np.ndarray:

@@ -4,7 +4,7 @@ scored, on hand-made vectors so every test runs in milliseconds."""
 import numpy as np
 import pytest
 
-from qa.answering import FEATURES, Extractor, answer_phrase, asked_kind, kind_spans, question_weights
+from qa.answering import FEATURES, Extractor, answer_phrase, asked_kind, exact_kind, kind_spans, question_weights
 from qa.config import Settings
 from qa.embedding import token_directions, token_rows
 from qa.folder_store import FolderStore
@@ -127,6 +127,24 @@ def test_a_line_s_own_numbering_is_not_a_number_that_answers(sentence, found):
 )
 def test_sums_of_money_are_told_from_clock_times_and_figures_of_speech(sentence, found):
     assert [sentence[a:b] for a, b in kind_spans(sentence, "money", "How much is it?")] == found
+
+
+@pytest.mark.parametrize(
+    "sentence, found",
+    [
+        ("Group lessons meet at 9:45 and 13:15 on 26 March.", ["9:45", "13:15"]),
+        ("Open 7am - 1pm, late nights until 10 pm.", ["7am", "1pm", "10 pm"]),
+        ("Limits reset at midnight; a coffee is £2.30 and the sale ends 30 June.", ["midnight"]),
+    ],
+)
+def test_a_time_of_day_is_told_from_dates_and_prices(sentence, found):
+    assert [sentence[a:b] for a, b in kind_spans(sentence, "clock", "What time is it?")] == found
+
+
+def test_a_time_of_day_question_wants_a_time_whatever_kind_it_is_read_as():
+    assert [exact_kind(q, asked_kind(q)) for q in ("What are the Saturday opening hours?", "What time does it open?")] == ["clock"] * 2
+    question = "What time of year is best for planting?"
+    assert exact_kind(question, asked_kind(question)) is None
 
 
 def test_kind_words_count_less_than_the_subject():
