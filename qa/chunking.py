@@ -50,14 +50,16 @@ class _Line:
 def _is_heading(text: str, before: str | None, after: str | None) -> bool:
     """A Markdown heading, an underlined one, an ALL CAPS title line, or a short untitled line that opens a
     paragraph: alone after a blank or a finished paragraph, followed by a blank or a long line, and neither a
-    `Label: value` line ("Issued: February 2025" is a fact to quote, not the topic of what follows) nor an address."""
+    `Label: value` line ("Issued: February 2025" is a fact to quote, not the topic of what follows) nor an
+    address."""
     if _MD_HEADING.match(text) or (after is not None and _RULE.match(after) and not _RULE.match(text)):
         return True
     letters = [c for c in text if c.isalpha()]
     words = text.split()
-    if len(letters) >= 3 and sum(c.isupper() for c in letters) >= 0.8 * len(letters) and len(words) <= 12 and not _LABEL.match(text):
+    label = _LABEL.match(text) is not None
+    if len(letters) >= 3 and sum(c.isupper() for c in letters) >= 0.8 * len(letters) and len(words) <= 12 and not label:
         return True
-    if len(words) > 8 or text.endswith(_TERMINAL) or not text[0].isupper() or _LABEL.match(text) or _ADDRESS.search(text):
+    if len(words) > 8 or text.endswith(_TERMINAL) or not text[0].isupper() or label or _ADDRESS.search(text):
         return False
     opens = before is None or not before.strip() or _RULE.match(before) or before.rstrip().endswith(_FINISHED)
     closes = after is not None and (not after.strip() or len(after.split()) >= 10)
