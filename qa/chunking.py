@@ -200,18 +200,29 @@ def _pieces(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     yield start, end
 
 
-def _rejoin_bangs(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """pysbd ends a sentence at any "!"; rejoin a span to the next where the "!" is code or mid-sentence:
-    directly followed by text ("is !important", "red !important}") or by a lower-case word or closing bracket.
+#: Abbreviations that stand before a number or code ("company no. 11290473", "Tel. 01632 448 210", "approx. £40").
+_BEFORE_NUMBER = re.compile(r"\b(?:no|nos|tel|ext|ref|approx|incl|para|fig|vol|nr|art|sec|pp?)\.$", re.IGNORECASE)
 
-    >>> _rejoin_bangs("Wow!! ok then", [(0, 5), (6, 13)])
+
+def _rejoin(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Rejoin the sentences pysbd ends too early. It ends one at any "!", where the "!" may be code or
+    mid-sentence: directly followed by text ("is !important", "red !important}") or by a lower-case word or
+    closing bracket. And it ends one at an abbreviation before a code ("installer no. NAP-58213"): one of
+    _BEFORE_NUMBER followed by a word with a digit in it.
+
+    >>> _rejoin("Wow!! ok then", [(0, 5), (6, 13)])
     [(0, 13)]
+    >>> _rejoin("Registered no. NAP-58213. Thanks.", [(0, 14), (15, 25), (26, 33)])
+    [(0, 25), (26, 33)]
     """
     joined: list[tuple[int, int]] = []
     for start, end in spans:
-        if joined and text[joined[-1][1] - 1] == "!":
-            after = text[start]
-            if joined[-1][1] == start or after.islower() or after in ")]}":
+        if joined:
+            before = text[joined[-1][0] : joined[-1][1]]
+            after = text[start:end].split(None, 1)[0] if text[start:end].strip() else ""
+            bang = before.endswith("!") and (joined[-1][1] == start or after[:1].islower() or after[:1] in (")", "]", "}"))
+            code = _BEFORE_NUMBER.search(before) is not None and any(c.isdigit() for c in after)
+            if bang or code:
                 joined[-1] = (joined[-1][0], end)
                 continue
         joined.append((start, end))
@@ -281,7 +292,7 @@ class Chunker:
         spans: list[tuple[int, int]] = []
         for a, b in _pieces(text, start, end):
             spans.extend(self._piece_sentences(text, a, b))
-        return _rejoin_bangs(text, spans)
+        return _rejoin(text, spans)
 
     def _piece_sentences(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
         """Sentence spans inside one piece, stripped. pysbd reads the piece with its line breaks as spaces (same

@@ -176,3 +176,19 @@ def test_a_sentence_does_not_end_on_a_bang_inside_text_or_code():
         "Then stop.",
         "Stop!) no",
     ]
+
+
+def test_a_sentence_does_not_end_at_an_abbreviation_before_a_code():
+    text = (
+        "VAT GB 318 4471 20. MCS certified installer no. NAP-58213. Thanks for asking.\n"
+        "Or ring Tel. 01632 448 210 before noon. We said no. Then we left.\n"
+    )
+    sentences = [s.text for s in Chunker(200, 1).sentences(text)]
+    assert sentences == [
+        "VAT GB 318 4471 20.",
+        "MCS certified installer no. NAP-58213.",
+        "Thanks for asking.",
+        "Or ring Tel. 01632 448 210 before noon.",
+        "We said no.",
+        "Then we left.",
+    ]
