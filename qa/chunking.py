@@ -19,6 +19,11 @@ from functools import cached_property
 
 from .types import Chunk, Sentence
 
+#: The version of the rules that cut a text into units, recorded in every index (`Settings.index_key`): raise it
+#: whenever a change moves where a unit starts or ends, so that an index built under the old rules is rebuilt
+#: once rather than keeping its unchanged files split the old way. 2: no end at an abbreviation before a code.
+UNIT_RULES = 2
+
 _LINE = re.compile(r"[^\n]+")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
 #: A line drawn with one repeated character: "-----", "=====", "* * *".

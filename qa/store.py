@@ -83,7 +83,11 @@ class Snapshot(ABC):
 
 def mismatch(built: dict, wanted: dict) -> IndexMismatchError:
     """The refusal of an index built with other settings, naming each one that differs."""
-    diffs = ", ".join(f"{k} {built.get(k)!r} (now {wanted[k]!r})" for k in wanted if built.get(k) != wanted[k])
+    diffs = ", ".join(
+        f"{k} {built[k]!r} (now {wanted[k]!r})" if k in built else f"{k} not recorded (now {wanted[k]!r})"
+        for k in wanted
+        if built.get(k) != wanted[k]
+    )
     return IndexMismatchError(f"index was built with {diffs}; run `qa index` to rebuild it")
 
 

@@ -2,10 +2,13 @@
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pytest
 
+from qa.chunking import UNIT_RULES
+from qa.config import Settings
 from qa.errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError, QAError, QuestionError
 from qa.folder_store import FolderStore
 from qa.store import CHUNKS, FORMAT_VERSION, UNITS
@@ -204,6 +207,29 @@ def test_an_index_from_another_version_of_qa_is_rebuilt_once_not_called_damaged(
     assert assistant.messages.count(f"full rebuild: {report.full_rebuild}") == 1  # the one-line note
     assert not old.exists() and assistant.ask("How high is Mount Etna?").answered
     assert assistant.index().full_rebuild == ""  # once
+
+
+@dataclass(frozen=True)
+class _SettingsBeforeUnitRules(Settings):
+    """How the release before keyed an index: it recorded no unit rules."""
+
+    def index_key(self) -> dict[str, object]:
+        return {k: v for k, v in super().index_key().items() if k != "unit_rules"}
+
+
+def test_an_index_split_by_older_unit_rules_is_rebuilt_once(tmp_path, embedder):
+    """Else its unchanged files would keep the sentence ends of the rules they were split by."""
+    assistant = make_assistant(tmp_path, embedder)
+    now = assistant.settings
+    assistant.settings = _SettingsBeforeUnitRules(**{f.name: getattr(now, f.name) for f in fields(Settings)})
+    assistant.index()
+    assistant.settings = now
+    with pytest.raises(IndexMismatchError, match=rf"unit_rules not recorded \(now {UNIT_RULES}\); run `qa index`"):
+        FolderStore(now.index_dir).open(now.index_key())
+    report = assistant.index()
+    assert "unit_rules" in report.full_rebuild and report.chunks_embedded == report.chunks
+    assert assistant.index().full_rebuild == ""  # once
+    assert assistant.ask("How high is Mount Etna?").answered
 
 
 def test_the_last_release_s_index_without_checksums_is_rebuilt_once(tmp_path, embedder):
