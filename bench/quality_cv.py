@@ -6,18 +6,23 @@ files in ../shared/eval, 93 paragraphs in one index), and the questions of eval/
 no corpus answers, asked of each) is searched exactly as `Assistant.ask` does
 (follow-ups with their history and the previous answer), and every candidate window gets its FEATURES row and a
 label: right file, and it holds a gold answer. The folds are the dev and seed documents, and the SQuAD
-paragraphs in FOLDS groups. For each fold in turn, on the questions of all the OTHER folds:
+paragraphs in FOLDS groups, dealt into --groups groups (all of a document's questions in one). For each group in
+turn, on the questions of all the OTHER groups:
   - the ranking weights are fitted (softmax over each question's windows, L2);
   - a size penalty on the words beyond LONG_WORDS is chosen: among those that keep the mean first quotation under WORDS words on
     every corpus, the one with the best hit@1 averaged over the corpora;
+  - gradient-boosted trees (LightGBM's lambdarank, TREE_ROUNDS rounds) are fitted on what that linear ranking
+    leaves wrong: they start from its score and learn the interactions a weighted sum cannot hold; they favour
+    longer windows, so the size penalty is chosen again, with them, the same way;
   - the answerability model is fitted (logistic: does the best window hold the answer) and its bias placed
     so that it abstains on at most FALSE_ABSTAIN of the answerable questions there;
 and the held-out fold's questions are scored with them. "in-sample" fits on everything and scores the same
 questions; "shipped" is what qa/answering.py holds. Figures as `qa eval` counts them (a false abstention is not
 a hit), per corpus and per question shape, then the abstention trade-off held out.
 
-    .venv/bin/python bench/quality_cv.py                  # ~20 minutes on 2 busy cores
-    .venv/bin/python bench/quality_cv.py --print-weights  # also the models fitted on everything, to ship
+    .venv/bin/python bench/quality_cv.py                  # ~25 minutes on 2 busy cores
+    .venv/bin/python bench/quality_cv.py --print-weights --save-trees qa/ranking_trees.txt  # also fit everything, to ship
+    .venv/bin/python bench/quality_cv.py --tree-rounds 0  # the linear ranking alone, for comparison
     .venv/bin/python bench/quality_cv.py --cache /tmp/rows   # reuse the feature rows of an earlier run
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import tempfile
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +53,14 @@ SQUAD_LIMIT = 300
 #: Dev's documents are asked in this many folders of about ten, each its own index, as a test set is and as a
 #: person's folder may be: the confidence of a window depends on how many documents compete with its own.
 DEV_GROUPS = 11
+#: Folds are held out in this many groups of documents: a fit of the trees takes about a minute.
+GROUPS = 10
+#: Boosting rounds of the trees fitted on the linear ranking's residual.
+TREE_ROUNDS = 150
+TREE_PARAMS = dict(
+    objective="lambdarank", lambdarank_truncation_level=5, learning_rate=0.05, num_leaves=15, min_data_in_leaf=50,
+    lambda_l2=1.0, feature_fraction=0.8, seed=0, deterministic=True, force_row_wise=True, num_threads=2, verbose=-1,
+)
 
 
 @dataclass
@@ -202,6 +216,24 @@ def fit_ranking(rows: list[Row], l2: float = 1e-4) -> np.ndarray:
     return w.detach().numpy()
 
 
+def fit_trees(rows: list[Row], weights: np.ndarray, rounds: int):
+    """A LightGBM booster fitted by lambdarank on each question's tree_candidates, starting from the linear score
+    `weights` gives (the booster's own output is added to it); None for no rounds. Questions whose candidates hold
+    no answer teach nothing and are left out."""
+    import lightgbm
+
+    from qa.answering import FEATURES, tree_candidates
+
+    if not rounds:
+        return None
+    tops = [(r, tree_candidates(r.X @ weights)) for r in rows if not r.unanswerable and len(r.y)]
+    tops = [(r, t) for r, t in tops if r.y[t].any()]
+    X = np.vstack([r.X[t] for r, t in tops])
+    labels = np.concatenate([r.y[t] for r, t in tops]).astype(int)
+    dataset = lightgbm.Dataset(X, labels, group=[len(t) for _, t in tops], init_score=X @ weights, feature_name=list(FEATURES))
+    return lightgbm.train(TREE_PARAMS, dataset, num_boost_round=rounds)
+
+
 def fit_logistic(A: np.ndarray, labels: np.ndarray, l2: float = 0.1) -> tuple[np.ndarray, float]:
     """Logistic regression on standardised columns, returned in the raw columns' terms (weights, bias)."""
     import torch
@@ -232,18 +264,31 @@ class Model:
     weights: np.ndarray
     answer_weights: np.ndarray | None = None
     answer_bias: float = 0.0
+    trees: object = None  # a lightgbm.Booster whose output is added to the linear score
+
+    def scores(self, rows: list[Row]) -> list[np.ndarray]:
+        """Each row's window scores, as `Extractor.score` computes them; the trees predict all rows' candidates in one call."""
+        from qa.answering import reranked, tree_candidates
+
+        linear = [r.X @ self.weights for r in rows]
+        if self.trees is None:
+            return linear
+        tops = [tree_candidates(s) for s in linear]
+        stacked = [r.X[t] for r, t in zip(rows, tops) if len(t)]
+        boost = self.trees.predict(np.vstack(stacked)) if stacked else np.zeros(0)
+        parts = np.split(boost, np.cumsum([len(t) for t in tops])[:-1])
+        return [reranked(s, t, b) for s, t, b in zip(linear, tops, parts)]
 
 
-def top_rows(rows: list[Row], weights: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
+def top_rows(rows: list[Row], model: Model) -> tuple[list[list[int]], np.ndarray]:
     """The kept windows per question and the ANSWERABILITY row of each question's best window."""
     from qa.answering import ANSWERABILITY, answerability_rows
 
     kept, A = [], np.zeros((len(rows), len(ANSWERABILITY)))
-    for i, r in enumerate(rows):
+    for i, (r, raw) in enumerate(zip(rows, model.scores(rows))):
         if not len(r.y):
             kept.append([])
             continue
-        raw = r.X @ weights
         kept.append(first_windows(r, raw))
         A[i] = answerability_rows(raw, r.X, kept[-1], r.asks_kind)[0]
     return kept, A
@@ -251,7 +296,7 @@ def top_rows(rows: list[Row], weights: np.ndarray) -> tuple[list[list[int]], np.
 
 def outcomes(rows: list[Row], model: Model, shift: float = 0.0) -> list[dict]:
     """Per question: answered, hit@1, hit@3, source@1 and words of the first quotation, under the model."""
-    kept, A = top_rows(rows, model.weights)
+    kept, A = top_rows(rows, model)
     logit = A @ model.answer_weights + model.answer_bias + shift if model.answer_weights is not None else np.full(len(rows), np.inf)
     out = []
     for r, best, z in zip(rows, kept, logit):
@@ -270,36 +315,38 @@ def outcomes(rows: list[Row], model: Model, shift: float = 0.0) -> list[dict]:
     return out
 
 
-_RANKINGS: dict[frozenset, np.ndarray] = {}
+_RANKINGS: dict[frozenset, Model] = {}
 
 
-def choose(rows: list[Row], false_abstain: float = FALSE_ABSTAIN) -> Model:
-    """Fit the ranking weights, the size penalty and the answerability model, on `rows` only."""
+def choose(rows: list[Row], false_abstain: float = FALSE_ABSTAIN, rounds: int = TREE_ROUNDS) -> Model:
+    """Fit the ranking weights, the size penalty, the trees and the answerability model, on `rows` only."""
     key = frozenset(r.fold for r in rows)
     if key not in _RANKINGS:
-        _RANKINGS[key] = rank_and_penalise(rows)
-    w = _RANKINGS[key]
-    kept, A = top_rows(rows, w)
+        w = penalise(rows, fit_ranking(rows))
+        trees = fit_trees(rows, w, rounds)
+        _RANKINGS[key] = Model(penalise(rows, w, trees) if trees else w, trees=trees)
+    ranking = _RANKINGS[key]
+    kept, A = top_rows(rows, ranking)
     # subtle: the label is "the best window holds the answer", not "answerable": an answerable question whose
     # best window misses looks like an unanswerable one, and abstaining on it costs no hit
     labels = np.array([not r.unanswerable and bool(k) and bool(r.y[k[0]]) for r, k in zip(rows, kept)], dtype=float)
     has = np.array([bool(k) for k in kept])
     aw, ab = fit_logistic(A[has], labels[has])
-    return place(rows, Model(w, aw, ab), false_abstain)
+    return place(rows, Model(ranking.weights, aw, ab, ranking.trees), false_abstain)
 
 
-def rank_and_penalise(rows: list[Row]) -> np.ndarray:
-    """The ranking weights, with the size penalty of the best mean hit@1 over corpora that keeps them all short."""
+def penalise(rows: list[Row], weights: np.ndarray, trees=None) -> np.ndarray:
+    """`weights` with the size penalty added (to the linear score, beside `trees`) of the best mean hit@1 over
+    corpora that keeps them all short."""
     from qa.answering import FEATURES
 
     column = FEATURES.index("long_words")
-    weights = fit_ranking(rows)
     corpora = sorted({r.corpus for r in rows if not r.unanswerable})
     best = None
     for penalty in PENALTIES:
         w = weights.copy()
         w[column] -= penalty
-        got = outcomes(rows, Model(w))
+        got = outcomes(rows, Model(w, trees=trees))
         per = defaultdict(list)
         for r, g in zip(rows, got):
             per[r.corpus].append((r, g))
@@ -315,7 +362,7 @@ def place(rows: list[Row], model: Model, false_abstain: float) -> Model:
     got = outcomes(rows, model)
     logits = sorted(g["logit"] for r, g in zip(rows, got) if not r.unanswerable)
     at = logits[int(false_abstain * len(logits))]
-    return Model(model.weights, model.answer_weights, model.answer_bias - at + 1e-9)
+    return Model(model.weights, model.answer_weights, model.answer_bias - at + 1e-9, model.trees)
 
 
 def figures(rows: list[Row], got: list[dict]) -> dict:
@@ -332,11 +379,16 @@ def figures(rows: list[Row], got: list[dict]) -> dict:
     }
 
 
-def held_out(rows: list[Row], false_abstain: float = FALSE_ABSTAIN) -> list[dict]:
+def group(fold: str, groups: int) -> int:
+    """The held-out group of a fold: by a hash of its name, so a group mixes corpora and kinds of file."""
+    return zlib.crc32(fold.encode()) % groups
+
+
+def held_out(rows: list[Row], groups: int, rounds: int, false_abstain: float = FALSE_ABSTAIN) -> list[dict]:
     held = [None] * len(rows)
-    for fold in sorted({r.fold for r in rows}):
-        model = choose([r for r in rows if r.fold != fold], false_abstain)
-        test = [i for i, r in enumerate(rows) if r.fold == fold]
+    for g in sorted({group(r.fold, groups) for r in rows}):
+        model = choose([r for r in rows if group(r.fold, groups) != g], false_abstain, rounds)
+        test = [i for i, r in enumerate(rows) if group(r.fold, groups) == g]
         for i, g in zip(test, outcomes([rows[i] for i in test], model)):
             held[i] = g
     return held
@@ -364,7 +416,7 @@ def report(rows: list[Row], held: list[dict], inside: list[dict], shipped: list[
 
 
 def main() -> None:
-    from qa.answering import ANSWERABILITY, FEATURES, Answerability, Weights
+    from qa.answering import ANSWERABILITY, FEATURES, Answerability, Weights, ranking_trees
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--print-weights", action="store_true", help="print the models fitted on everything, to ship")
@@ -372,25 +424,31 @@ def main() -> None:
     parser.add_argument("--squad", type=Path, nargs="*", default=sorted((shared_dir() / "eval").glob("squad-*.json")))
     parser.add_argument("--cache", type=Path, help="pickles of the feature rows (<cache>.<corpus>): read if they exist, else written")
     parser.add_argument("--dev-groups", type=int, default=DEV_GROUPS, help="ask dev's questions of this many folders of its documents, each its own index (0: all in one)")
+    parser.add_argument("--groups", type=int, default=GROUPS, help="hold the folds out in this many groups")
+    parser.add_argument("--tree-rounds", type=int, default=TREE_ROUNDS, help="boosting rounds of the trees (0: the linear ranking alone)")
+    parser.add_argument("--save-trees", type=Path, help="write the trees fitted on everything here (LightGBM's text format), to ship")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qa-quality-") as tmp:
         rows = all_rows(args.dev, args.squad, Path(tmp), args.cache, args.dev_groups)
     print(f"{len(rows)} questions: " + ", ".join(f"{c} {sum(r.corpus == c for r in rows)}" for c in sorted({r.corpus for r in rows}))
-          + f"; {len({r.fold for r in rows})} folds held out in turn")
-    every = choose(rows)
+          + f"; {len({r.fold for r in rows})} folds held out in {args.groups} groups")
+    every = choose(rows, rounds=args.tree_rounds)
     answerability = Answerability()
-    shipped = Model(Weights().vector(), np.array(answerability.weights) if answerability.weights else None, answerability.bias)
-    report(rows, held_out(rows), outcomes(rows, every), outcomes(rows, shipped))
+    shipped = Model(Weights().vector(), np.array(answerability.weights) if answerability.weights else None, answerability.bias, ranking_trees())
+    report(rows, held_out(rows, args.groups, args.tree_rounds), outcomes(rows, every), outcomes(rows, shipped))
     print("\nabstention trade-off, held out (answerable abstained allowed when fitting -> unanswerable abstained, off-topic abstained, answerable abstained):")
     topical = [not r.corpus.endswith("off-topic") for r in rows]
     for share in (0.02, 0.05, 0.1, 0.2, 0.3):
-        held = held_out(rows, share)
+        held = held_out(rows, args.groups, args.tree_rounds, share)
         f = figures([r for r, t in zip(rows, topical) if t], [g for g, t in zip(held, topical) if t])
         off = figures([r for r, t in zip(rows, topical) if not t], [g for g, t in zip(held, topical) if not t])
         print(f"  {share:4.2f} -> {f['abstain']:.3f} {off['abstain']:.3f} {f['f-abst']:.3f}")
     if args.print_weights:
         print("\nWeights(" + ", ".join(f"{n}={v:.2f}" for n, v in zip(FEATURES, every.weights)) + ")")
         print("Answerability((" + ", ".join(f"{v:.4g}" for v in every.answer_weights) + f"), {every.answer_bias:.4g})  # {ANSWERABILITY}")
+    if args.save_trees and every.trees is not None:
+        every.trees.save_model(str(args.save_trees))
+        print(f"trees written to {args.save_trees}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,25 @@ scored, on hand-made vectors so every test runs in milliseconds."""
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from qa.answering import FEATURES, Extractor, answer_phrase, asked_kind, exact_kind, kind_spans, question_weights
+from qa.answering import (
+    FEATURES,
+    RANKING_TREES,
+    TREE_WINDOWS,
+    Extractor,
+    RankingTrees,
+    answer_phrase,
+    asked_kind,
+    exact_kind,
+    kind_spans,
+    question_weights,
+    ranking_trees,
+    reranked,
+    tree_candidates,
+)
+from qa.errors import QAError
 from qa.config import Settings
 from qa.embedding import token_directions, token_rows
 from qa.folder_store import FolderStore
@@ -466,3 +483,37 @@ def test_a_question_term_no_candidate_s_document_holds_is_marked_unmentioned(tmp
     idf = assistant.live().snapshot.idf(UNITS, ["what", "popul", "tokyo"])
     assert unmentioned == [pytest.approx(idf["tokyo"] / sum(idf.values()))] * len(unmentioned)
     assert set(_window_feature(assistant, "What is the population of Jackson?", "unmentioned").values()) == {0.0}
+
+
+@given(st.lists(st.floats(-50, 50), min_size=1, max_size=80), st.data())
+def test_the_trees_re_rank_the_best_windows_and_leave_the_rest_below_them_in_order(linear, data):
+    linear = np.array(linear)
+    top = tree_candidates(linear)
+    assert len(top) == min(len(linear), TREE_WINDOWS) and set(linear[top]) >= {linear.max()}
+    boost = np.array(data.draw(st.lists(st.floats(-5, 5), min_size=len(top), max_size=len(top))))
+    out = reranked(linear, top, boost)
+    rest = np.setdiff1d(np.arange(len(linear)), top)
+    assert np.allclose(out[top], linear[top] + boost)
+    if len(rest):
+        assert out[rest].max() <= out[top].min() + 1e-9
+        assert np.array_equal(np.argsort(-out[rest], kind="stable"), np.argsort(-linear[rest], kind="stable"))
+
+
+def test_the_shipped_trees_change_the_order_of_some_windows():
+    """Trees that output a constant would leave the linear ranking as it is: the shipped ones must not."""
+    rng = np.random.default_rng(0)
+    features = rng.random((TREE_WINDOWS, len(FEATURES)))
+    boost = ranking_trees().predict(features)
+    assert boost.shape == (TREE_WINDOWS,) and np.ptp(boost) > 0.1
+
+
+def test_trees_fitted_on_other_features_or_a_damaged_file_are_refused(tmp_path):
+    text = RANKING_TREES.read_text()
+    renamed = tmp_path / "renamed.txt"
+    renamed.write_text(text.replace("feature_names=" + " ".join(FEATURES), "feature_names=" + " ".join(reversed(FEATURES)), 1))
+    with pytest.raises(QAError, match="other features"):
+        RankingTrees(renamed)
+    cut = tmp_path / "cut.txt"
+    cut.write_text(text[: len(text) // 3])
+    with pytest.raises(QAError, match="cannot read the ranking trees"):
+        RankingTrees(cut)
