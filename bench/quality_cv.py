@@ -228,6 +228,8 @@ def fit_trees(rows: list[Row], weights: np.ndarray, rounds: int):
         return None
     tops = [(r, tree_candidates(r.X @ weights)) for r in rows if not r.unanswerable and len(r.y)]
     tops = [(r, t) for r, t in tops if r.y[t].any()]
+    if not tops:
+        raise SystemExit("quality_cv: no question has an answer among its tree candidates; nothing to fit the trees on")
     X = np.vstack([r.X[t] for r, t in tops])
     labels = np.concatenate([r.y[t] for r, t in tops]).astype(int)
     dataset = lightgbm.Dataset(X, labels, group=[len(t) for _, t in tops], init_score=X @ weights, feature_name=list(FEATURES))
@@ -264,7 +266,7 @@ class Model:
     weights: np.ndarray
     answer_weights: np.ndarray | None = None
     answer_bias: float = 0.0
-    trees: object = None  # a lightgbm.Booster whose output is added to the linear score
+    trees: object = None  # a lightgbm.Booster or qa's RankingTrees: its predict() is added to the linear score
 
     def scores(self, rows: list[Row]) -> list[np.ndarray]:
         """Each row's window scores, as `Extractor.score` computes them; the trees predict all rows' candidates in one call."""
@@ -315,12 +317,12 @@ def outcomes(rows: list[Row], model: Model, shift: float = 0.0) -> list[dict]:
     return out
 
 
-_RANKINGS: dict[frozenset, Model] = {}
+_RANKINGS: dict[tuple[frozenset, int], Model] = {}
 
 
 def choose(rows: list[Row], false_abstain: float = FALSE_ABSTAIN, rounds: int = TREE_ROUNDS) -> Model:
     """Fit the ranking weights, the size penalty, the trees and the answerability model, on `rows` only."""
-    key = frozenset(r.fold for r in rows)
+    key = (frozenset(r.fold for r in rows), rounds)
     if key not in _RANKINGS:
         w = penalise(rows, fit_ranking(rows))
         trees = fit_trees(rows, w, rounds)
@@ -386,11 +388,11 @@ def group(fold: str, groups: int) -> int:
 
 def held_out(rows: list[Row], groups: int, rounds: int, false_abstain: float = FALSE_ABSTAIN) -> list[dict]:
     held = [None] * len(rows)
-    for g in sorted({group(r.fold, groups) for r in rows}):
-        model = choose([r for r in rows if group(r.fold, groups) != g], false_abstain, rounds)
-        test = [i for i, r in enumerate(rows) if group(r.fold, groups) == g]
-        for i, g in zip(test, outcomes([rows[i] for i in test], model)):
-            held[i] = g
+    for held_group in sorted({group(r.fold, groups) for r in rows}):
+        model = choose([r for r in rows if group(r.fold, groups) != held_group], false_abstain, rounds)
+        test = [i for i, r in enumerate(rows) if group(r.fold, groups) == held_group]
+        for i, got in zip(test, outcomes([rows[i] for i in test], model)):
+            held[i] = got
     return held
 
 
@@ -428,6 +430,8 @@ def main() -> None:
     parser.add_argument("--tree-rounds", type=int, default=TREE_ROUNDS, help="boosting rounds of the trees (0: the linear ranking alone)")
     parser.add_argument("--save-trees", type=Path, help="write the trees fitted on everything here (LightGBM's text format), to ship")
     args = parser.parse_args()
+    if args.groups < 2:
+        parser.error("--groups must be at least 2: one group is held out while the others are fitted on")
     with tempfile.TemporaryDirectory(prefix="qa-quality-") as tmp:
         rows = all_rows(args.dev, args.squad, Path(tmp), args.cache, args.dev_groups)
     print(f"{len(rows)} questions: " + ", ".join(f"{c} {sum(r.corpus == c for r in rows)}" for c in sorted({r.corpus for r in rows}))

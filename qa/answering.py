@@ -17,8 +17,7 @@ token match, each of the question's words meeting its closest word piece in the 
 unit's word pieces' vectors); and, the same for every window of a question, the share of its terms (and its
 history's, at their weight) that no candidate's document holds ("Tokyo").
 Gradient-boosted trees (RankingTrees), fitted on what that weighted sum leaves wrong, re-rank its best windows:
-they add what a sum cannot hold, how a window's size, cosines and term shares combine (size, the neighbours'
-cosine and the unit's cosine carry most of their gain).
+they add what a sum cannot hold, how a window's size, cosines and term shares combine.
 Whether to answer at all is a second, logistic model (Answerability) over the best window's score, its lead over
 the runner-up and its evidence: the confidence; below Settings.min_confidence the assistant abstains.
 """
@@ -232,8 +231,8 @@ class Answerability:
         return 1.0 / (1.0 + np.exp(-(rows @ w + self.bias)))
 
 
-#: The trees re-rank the linear score's best this many windows (99 % of dev's answers are among them): an answer
-#: costs a fixed few thousand tree walks however many windows compete.
+#: The trees re-rank the linear score's best this many windows (nearly every answer is among them; the README
+#: has the share): an answer costs a fixed few thousand tree walks however many windows compete.
 TREE_WINDOWS = 32
 
 
@@ -253,13 +252,15 @@ def reranked(linear: np.ndarray, top: np.ndarray, boost: np.ndarray) -> np.ndarr
 
 
 class RankingTrees:
-    """LightGBM trees that bench/quality_cv.py fitted by lambdarank starting from the Weights' score, on each
-    question's tree_candidates: their output is added to it. Read from RANKING_TREES, checked to read the FEATURES
-    columns in their order."""
+    """LightGBM trees that bench/quality_cv.py fitted by lambdarank on each question's tree_candidates, starting
+    from the weighted sum's score (before its size penalty was chosen again with them): their output is added to
+    the Weights' score. Read from RANKING_TREES, checked to read the FEATURES columns in their order."""
 
     def __init__(self, path: Path):
-        import lightgbm
-
+        try:
+            import lightgbm
+        except (ImportError, OSError) as e:  # OSError: its native library (libgomp) cannot load
+            raise QAError(f"cannot load LightGBM, which ranks the answers: {e}; reinstall qa") from None
         try:
             text = path.read_text(encoding="utf-8")
             # LightGBM's parser aborts the process on some cut files: a whole file ends its trees with this line

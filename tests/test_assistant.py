@@ -125,9 +125,9 @@ def test_unrelated_questions_abstain_and_offer_closest_passages(seeds, question)
 
 
 def test_general_questions_the_seeds_do_not_touch_are_abstained_on(seeds):
-    """The 60 of eval/offtopic.jsonl ("Who painted the Mona Lisa?"): a question near the line may tip either way
-    with a refit ("What is the population of Tokyo?" meets Jackson's population at a confidence of 0.50), the
-    share may not."""
+    """The 60 of eval/offtopic.jsonl ("Who painted the Mona Lisa?"), which the abstention model is fitted with (so
+    this is an in-sample check): a question near the line may tip either way with a refit ("What is the
+    population of Tokyo?" meets Jackson's population at a confidence of 0.50), the share may not."""
     questions = [q.q for q in load_jsonl(SEEDS.parent / "eval/offtopic.jsonl")]
     answered = [q for q in questions if seeds.ask(q).answered]
     assert len(questions) == 60 and len(answered) <= 3, answered
