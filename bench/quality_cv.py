@@ -16,7 +16,7 @@ turn, on the questions of all the OTHER groups:
     longer windows, so the size penalty is chosen again, with them, the same way;
   - the answerability model is fitted (logistic: does the best window hold the answer) and its bias placed
     so that it abstains on at most FALSE_ABSTAIN of the answerable questions there;
-and the held-out fold's questions are scored with them. "in-sample" fits on everything and scores the same
+and the held-out group's questions are scored with them. "in-sample" fits on everything and scores the same
 questions; "shipped" is what qa/answering.py holds. Figures as `qa eval` counts them (a false abstention is not
 a hit), per corpus and per question shape, then the abstention trade-off held out.
 
