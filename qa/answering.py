@@ -68,7 +68,9 @@ _FULL_CALENDAR = re.compile(rf"^(?:{_MONTHS}|{_DAYS})$")
 #: The pronoun "I" ("I've", "I'd"), capitalised as a name is and never one.
 _FIRST_PERSON = re.compile(r"^I(?:[’'](?:m|ve|d|ll))?$")
 _NAME = re.compile(r"\b[A-Z][\w’'.-]*(?:\s+(?:of|de|du|la|van|von|the|al|bin)?\s*[A-Z][\w’'.-]*)*")
-_PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)\s?)?\d{2,5}(?:[\s.-]\d{2,5}){1,3}(?![\w-])")
+#: A phone number: groups of digits, seven at least ("07700 900774", "555-123-4567", "(0161) 496 0000"), so that a
+#: date and a time ("2024 16:22") are not one.
+_PHONE = re.compile(r"(?<![\w-])(?=(?:[\s.()+-]{0,2}\d){7})(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)\s?)?\d{2,5}(?:[\s.-]\d{2,6}){1,3}(?![\w-])")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 #: A sum of money: "£180.00", "$2 a day" ("$2"), "20 pounds", "free of charge".
 _MONEY = re.compile(

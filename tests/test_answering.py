@@ -110,6 +110,8 @@ def test_kind_spans_skip_what_the_question_already_says():
     "sentence, kind, question, found",
     [
         ("Direct: (555) 019-4470 | Mobile: (555) 019-8812", "phone", "What is her phone number?", ["(555) 019-4470", "(555) 019-8812"]),
+        ("Tel: 01632 960487\nMob: 07700 900774", "phone", "What's her mobile number?", ["01632 960487", "07700 900774"]),
+        ("Date: Wed, 11 Sep 2024 16:22:07 +0100", "phone", "What's his phone number?", []),
         ("Dana Whitfield · dana@maplegrove.org · 555-0142", "email", "What's her email?", ["dana@maplegrove.org"]),
         ("- Friday: 7:30 am – 6:00 pm", "date", "What time do you close on Friday?", ["7:30 am", "6:00 pm"]),
         ("Open 10 a.m. to 9 p.m. daily.", "date", "What hours?", ["10 a.m", "9 p.m"]),
