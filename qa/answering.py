@@ -11,7 +11,8 @@ whether it holds the kind of thing the question asks for (a number for "how many
 a name for "who", a phone number or an email address, a sum of money for a fee, a time of day for "what time"),
 near the question's words, or an acronym's expansion; whether it says anything beyond the question; its size in
 words, whether it is a quoted older message (`> `), an update, one that states the new value beside the old
-("8:15am, not 9:30am"), a structure line, whether it ends asking (a question from the floor, "parents asked
+("8:15am, not 9:30am"), how well a later update in its document matches the question (it may replace this
+one), a structure line, whether it ends asking (a question from the floor, "parents asked
 whether...": the reply after it answers); for a follow-up, whether it is in the previous answer's document; and a
 token match, each of the question's words meeting its closest word piece in the window (the index keeps each
 unit's word pieces' vectors); and, the same for every window of a question, the share of its terms (and its
@@ -163,42 +164,43 @@ class Weights:
     top), judged on documents held out of the fit. No question or document is special-cased.
     """
 
-    sentence_dense: float = 0.43
-    window_dense: float = 5.82
-    chunk_dense: float = 1.56
-    neighbour_dense: float = 0.06
-    sentence_terms: float = -0.62
-    context_terms: float = 4.23
-    heading_terms: float = 2.62
-    document_terms: float = 2.60
-    next_terms: float = -4.43
-    answer_kind: float = 1.37
-    kind_missing: float = -0.81
-    kind_near: float = 0.82
-    novelty: float = 2.60
-    words: float = -1.23
-    long_words: float = -4.38
-    echo: float = -2.06
-    quoted: float = -0.28
-    structure: float = -0.12
-    definition: float = 4.92
-    update: float = -0.52
-    previous_document: float = 2.37
-    repeats_previous: float = 0.35
+    sentence_dense: float = 0.59
+    window_dense: float = 5.68
+    chunk_dense: float = 1.77
+    neighbour_dense: float = 0.12
+    sentence_terms: float = -0.39
+    context_terms: float = 4.25
+    heading_terms: float = 2.46
+    document_terms: float = 2.67
+    next_terms: float = -4.46
+    answer_kind: float = 1.39
+    kind_missing: float = -0.93
+    kind_near: float = 0.85
+    novelty: float = 2.56
+    words: float = -1.13
+    long_words: float = -5.32
+    echo: float = -2.12
+    quoted: float = -0.30
+    structure: float = -0.10
+    definition: float = 4.71
+    update: float = -0.45
+    previous_document: float = 1.94
+    repeats_previous: float = 0.47
     rare_term: float = 0.40
-    asking: float = -3.72
-    exact_kind: float = 1.11
-    exact_missing: float = -1.11  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 5.95
-    update_match: float = 1.20
-    corrects: float = 0.75
-    passage_rank: float = 0.26
-    document_dense: float = 6.53
-    title_terms: float = 4.84
-    phrases: float = 0.30
-    token_match: float = 9.00
+    asking: float = -3.94
+    exact_kind: float = 1.07
+    exact_missing: float = -1.07  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 6.25
+    update_match: float = 0.81
+    corrects: float = 0.65
+    passage_rank: float = 0.21
+    document_dense: float = 5.36
+    title_terms: float = 4.69
+    phrases: float = 0.22
+    token_match: float = 8.91
     unmentioned: float = 0.00  # the same for every window of a question: nothing for ranking, a signal to Answerability
-    heading: float = 0.82
+    heading: float = 0.90
+    overruled: float = -0.90
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -223,8 +225,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.04334, 0.1602, -0.07172, 0.3754, 0.5633, -0.2264, 0.1709, 0.02902, 0.1952, 0.3835, 0.06512, 0.1178, -0.07614, 0.03162, 0.03643, -0.4827, 0.1651, 0.3633, 0.6176, -0.0511, 0.01495, 0.775, -0.0375, 0.2364, 0.1699, 0.09081, -0.05076, -0.2734, -0.9108, 0.5337, 0.01474, -0.03568, 0.1886, 0.6405, 0.03081, -0.008877, 0.8215, -0.6212, -0.3505)
-    bias: float = -1.569
+    weights: tuple[float, ...] = (0.0438, 0.1497, -0.06881, 0.4125, 0.6028, -0.1594, 0.1109, 0.02791, 0.2821, 0.2394, 0.04217, 0.3268, -0.07389, 0.1587, 0.03776, -0.7983, 0.008953, 0.2369, 0.8694, -0.1185, 0.02809, 0.7636, -0.03374, 0.2658, 0.1206, 0.119, -0.3064, -0.2707, -0.92, 0.4205, -0.0004293, -0.03875, 0.167, 0.6077, -0.02221, 6.357e-05, 0.8083, -0.6428, -0.3346, -0.2505)
+    bias: float = -1.194
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -825,10 +827,12 @@ class Extractor:
         mask_of = {u: sum(b for t, b in bit.items() if t in unit_of[u].terms) for u in need}
         label_mask_of = {u: sum(b for t, b in bit.items() if t in unit_of[u].label_terms) for u in need if unit_of[u].label_terms}
         rare_bits = sum(bit[t] for t in rare)
+        documents = []
         for i, w in enumerate(windows):
             units = [unit_of[u] for u in range(w.first, w.last)]
             facts = self._facts(w.first, w.last)
             doc = units[0].document
+            documents.append(doc)
             near = [n for n in (w.first - 1, w.last) if n in unit_of and unit_of[n].document == doc]
             own = units[0].terms if len(units) == 1 else frozenset().union(*(u.terms for u in units))
             own_mask = 0
@@ -879,7 +883,20 @@ class Extractor:
             if exact:
                 row[col["exact_kind"]] = any(self._holds(u, exact) for u in range(w.first, w.last))
                 row[col["exact_missing"]] = not row[col["exact_kind"]]
+        self._overruled(windows, documents, out, col)
         return windows, out
+
+    @staticmethod
+    def _overruled(windows: list[Window], documents: list[int], out: np.ndarray, col: dict[str, int]) -> None:
+        """Each window's `overruled`: how well the best update after it in its document (a correction, a move)
+        matches the question, so the statement it replaces can lose to it ("Update: check-out is now 10:30"
+        after "Check-out by: 10:00")."""
+        updates: dict[int, list[tuple[int, float]]] = {}
+        for i, w in enumerate(windows):
+            if out[i, col["update_match"]] > 0:
+                updates.setdefault(documents[i], []).append((w.first, float(out[i, col["update_match"]])))
+        for i, w in enumerate(windows):
+            out[i, col["overruled"]] = max((m for first, m in updates.get(documents[i], ()) if first >= w.last), default=0.0)
 
     def _token_match(self, question_tokens: np.ndarray, windows: list[Window]) -> np.ndarray:
         """Each window's late-interaction match (ColBERT's MaxSim, zero-shot): every content word piece of the

@@ -371,6 +371,23 @@ def test_an_update_that_states_the_new_value_beside_the_old_is_marked(tmp_path, 
     assert corrects["The return coach now leaves the museum at 3:45pm."] == 0.0  # one value, not "3:45pm" and "45"
 
 
+def test_a_statement_that_a_later_update_matching_the_question_may_replace_is_marked(tmp_path, embedder):
+    """`overruled`: an update further down the same file that matches the question marks the lines before it,
+    not itself, the lines after it, or another file's lines."""
+    rules = (
+        "House rules\n\n"
+        "Check-out by: 10:00\n\n"
+        "Update (3 March): check-out is now 10:30 for all rooms.\n\n"
+        "Breakfast is served in the garden room.\n"
+    )
+    other = "Guest parking\n\nCheck-out by: 11:00 for cars in the yard.\n"
+    assistant = make_assistant(tmp_path, embedder, {"rules.md": rules, "parking.md": other})
+    overruled = _window_feature(assistant, "What time is check-out?", "overruled")
+    assert overruled["Check-out by: 10:00"] > 0.0
+    assert overruled["Update (3 March): check-out is now 10:30 for all rooms."] == 0.0
+    assert overruled["Breakfast is served in the garden room."] == 0.0
+    assert overruled["Check-out by: 11:00 for cars in the yard."] == 0.0
+
 @pytest.mark.parametrize(
     "quote, names",
     [
