@@ -1,6 +1,6 @@
 """How good the answer scorer is on documents it was not fitted on: dev, seeds and SQuAD pooled, folds held out.
 
-Every question of three corpora (eval/dev: realistic files, asked in DEV_GROUPS folders of about ten, each
+Every question of three corpora (eval/dev: realistic files, asked in DEV_GROUPS folders of about thirteen, each
 indexed on its own; the seed documents with eval/seeds_dev.jsonl; the `qa eval --limit 300` sample of the SQuAD
 files in ../shared/eval, 93 paragraphs in one index), and the questions of eval/offtopic.jsonl (general questions
 no corpus answers, asked of each) is searched exactly as `Assistant.ask` does
@@ -118,7 +118,7 @@ def corpus_rows(corpus: str, seeds: Path, questions: list, work: Path, offtopic:
 
 def dev_groups(docs: Path, questions: list, groups: int, work: Path) -> list[tuple[Path, list]]:
     """The dev documents dealt into `groups` folders (by name, in turn), each with its own questions: folders of
-    about ten files, the size the test sets are asked of, beside the pooled corpus of SQuAD's 93 paragraphs."""
+    about thirteen files, near the size the test sets are asked of, beside the pooled corpus of SQuAD's 93 paragraphs."""
     names = sorted(p.name for p in docs.iterdir() if p.is_file())
     out = []
     for k in range(groups):

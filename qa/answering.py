@@ -69,8 +69,8 @@ _FULL_CALENDAR = re.compile(rf"^(?:{_MONTHS}|{_DAYS})$")
 #: The pronoun "I" ("I've", "I'd"), capitalised as a name is and never one.
 _FIRST_PERSON = re.compile(r"^I(?:[’'](?:m|ve|d|ll))?$")
 _NAME = re.compile(r"\b[A-Z][\w’'.-]*(?:\s+(?:of|de|du|la|van|von|the|al|bin)?\s*[A-Z][\w’'.-]*)*")
-#: A phone number: groups of digits, seven at least ("07700 900774", "555-123-4567", "(0161) 496 0000"), so that a
-#: date and a time ("2024 16:22") are not one.
+#: A phone number: groups of digits, seven at least ("07700 900774", "555-123-4567", "(0161) 496 0000"), so that
+#: a year and an hour ("Sep 2024 16:22") are not one (a date written all in digits still can be).
 _PHONE = re.compile(r"(?<![\w-])(?=(?:[\s.()+-]{0,2}\d){7})(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)\s?)?\d{2,5}(?:[\s.-]\d{2,6}){1,3}(?![\w-])")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 #: A sum of money: "£180.00", "$2 a day" ("$2"), "20 pounds", "free of charge".
@@ -411,6 +411,8 @@ def _kind_matches(sentence: str, kind: str) -> tuple[tuple[int, int, frozenset[s
         start, end = _trim(sentence, m.start(), m.end(), kind)
         phrase = sentence[start:end]
         words = frozenset(_words(phrase))
+        if kind == "phone" and sum(c.isdigit() for c in phrase) < 7:
+            continue  # the pattern's look-ahead counted digits beyond the match ("207.55 (3.2%")
         if words:
             never = kind == "name" and bool(_CALENDAR.match(phrase) or (start == 0 and len(words) == 1))
             never = never or (kind == "number" and _enumerator(sentence, start, end))
@@ -888,15 +890,18 @@ class Extractor:
 
     @staticmethod
     def _overruled(windows: list[Window], documents: list[int], out: np.ndarray, col: dict[str, int]) -> None:
-        """Each window's `overruled`: how well the best update after it in its document (a correction, a move)
-        matches the question, so the statement it replaces can lose to it ("Update: check-out is now 10:30"
-        after "Check-out by: 10:00")."""
-        updates: dict[int, list[tuple[int, float]]] = {}
+        """Each window's `overruled`: how well the best candidate update further down its document (a correction,
+        a move) matches the question, so the statement it replaces can lose to it ("Update: check-out is now
+        10:30" below "Check-out by: 10:00"). An update more quoted than the window overrules nothing: in a reply
+        written above the message it quotes, the text below is the older."""
+        updates: dict[int, list[tuple[int, float, float]]] = {}
         for i, w in enumerate(windows):
             if out[i, col["update_match"]] > 0:
-                updates.setdefault(documents[i], []).append((w.first, float(out[i, col["update_match"]])))
+                updates.setdefault(documents[i], []).append((w.first, float(out[i, col["update_match"]]), float(out[i, col["quoted"]])))
         for i, w in enumerate(windows):
-            out[i, col["overruled"]] = max((m for first, m in updates.get(documents[i], ()) if first >= w.last), default=0.0)
+            quoted = out[i, col["quoted"]]
+            later = (m for first, m, q in updates.get(documents[i], ()) if first >= w.last and q <= quoted)
+            out[i, col["overruled"]] = max(later, default=0.0)
 
     def _token_match(self, question_tokens: np.ndarray, windows: list[Window]) -> np.ndarray:
         """Each window's late-interaction match (ColBERT's MaxSim, zero-shot): every content word piece of the

@@ -112,6 +112,7 @@ def test_kind_spans_skip_what_the_question_already_says():
         ("Direct: (555) 019-4470 | Mobile: (555) 019-8812", "phone", "What is her phone number?", ["(555) 019-4470", "(555) 019-8812"]),
         ("Tel: 01632 960487\nMob: 07700 900774", "phone", "What's her mobile number?", ["01632 960487", "07700 900774"]),
         ("Date: Wed, 11 Sep 2024 16:22:07 +0100", "phone", "What's his phone number?", []),
+        ("Spent: $61,207.55 (3.2% under budget)", "phone", "What's the phone number?", []),
         ("Dana Whitfield · dana@maplegrove.org · 555-0142", "email", "What's her email?", ["dana@maplegrove.org"]),
         ("- Friday: 7:30 am – 6:00 pm", "date", "What time do you close on Friday?", ["7:30 am", "6:00 pm"]),
         ("Open 10 a.m. to 9 p.m. daily.", "date", "What hours?", ["10 a.m", "9 p.m"]),
@@ -373,20 +374,37 @@ def test_an_update_that_states_the_new_value_beside_the_old_is_marked(tmp_path, 
 
 def test_a_statement_that_a_later_update_matching_the_question_may_replace_is_marked(tmp_path, embedder):
     """`overruled`: an update further down the same file that matches the question marks the lines before it,
-    not itself, the lines after it, or another file's lines."""
+    not itself, a window holding it, the lines after it, another file's lines, or a line followed only by an
+    update about something else."""
     rules = (
         "House rules\n\n"
         "Check-out by: 10:00\n\n"
         "Update (3 March): check-out is now 10:30 for all rooms.\n\n"
-        "Breakfast is served in the garden room.\n"
+        "Breakfast is served in the garden room.\n\n"
+        "Update: the bar now closes at 23:00.\n"
     )
     other = "Guest parking\n\nCheck-out by: 11:00 for cars in the yard.\n"
     assistant = make_assistant(tmp_path, embedder, {"rules.md": rules, "parking.md": other})
     overruled = _window_feature(assistant, "What time is check-out?", "overruled")
     assert overruled["Check-out by: 10:00"] > 0.0
     assert overruled["Update (3 March): check-out is now 10:30 for all rooms."] == 0.0
+    assert overruled["Check-out by: 10:00\n\nUpdate (3 March): check-out is now 10:30 for all rooms."] == 0.0
     assert overruled["Breakfast is served in the garden room."] == 0.0
     assert overruled["Check-out by: 11:00 for cars in the yard."] == 0.0
+
+
+def test_an_update_in_the_quoted_older_message_below_a_reply_does_not_overrule_the_reply(tmp_path, embedder):
+    """A reply written above the message it quotes: the quoted update is the older statement."""
+    thread = (
+        "Hi Sam,\n\n"
+        "The survey visit is on Thursday at 2pm, as we agreed on the phone.\n\n"
+        "Kind regards,\nJo\n\n"
+        "On Mon 3 March, Sam wrote:\n"
+        "> Update: the survey visit is now moved to Wednesday at 9am.\n"
+    )
+    assistant = make_assistant(tmp_path, embedder, {"thread.txt": thread})
+    overruled = _window_feature(assistant, "When is the survey visit?", "overruled")
+    assert overruled["The survey visit is on Thursday at 2pm, as we agreed on the phone."] == 0.0
 
 @pytest.mark.parametrize(
     "quote, names",
