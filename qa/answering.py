@@ -164,43 +164,43 @@ class Weights:
     top), judged on documents held out of the fit. No question or document is special-cased.
     """
 
-    sentence_dense: float = 0.59
+    sentence_dense: float = 0.60
     window_dense: float = 5.68
     chunk_dense: float = 1.77
     neighbour_dense: float = 0.12
     sentence_terms: float = -0.39
-    context_terms: float = 4.25
-    heading_terms: float = 2.46
-    document_terms: float = 2.67
-    next_terms: float = -4.46
+    context_terms: float = 4.28
+    heading_terms: float = 2.43
+    document_terms: float = 2.66
+    next_terms: float = -4.49
     answer_kind: float = 1.39
-    kind_missing: float = -0.93
+    kind_missing: float = -0.92
     kind_near: float = 0.85
-    novelty: float = 2.56
-    words: float = -1.13
-    long_words: float = -5.32
-    echo: float = -2.12
-    quoted: float = -0.30
-    structure: float = -0.10
-    definition: float = 4.71
+    novelty: float = 2.54
+    words: float = -1.14
+    long_words: float = -5.06
+    echo: float = -2.13
+    quoted: float = -0.27
+    structure: float = -0.11
+    definition: float = 4.70
     update: float = -0.45
-    previous_document: float = 1.94
-    repeats_previous: float = 0.47
+    previous_document: float = 1.87
+    repeats_previous: float = 0.46
     rare_term: float = 0.40
-    asking: float = -3.94
+    asking: float = -3.93
     exact_kind: float = 1.07
     exact_missing: float = -1.07  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
     label_terms: float = 6.25
-    update_match: float = 0.81
-    corrects: float = 0.65
+    update_match: float = 0.84
+    corrects: float = 0.66
     passage_rank: float = 0.21
-    document_dense: float = 5.36
-    title_terms: float = 4.69
-    phrases: float = 0.22
-    token_match: float = 8.91
+    document_dense: float = 5.32
+    title_terms: float = 4.68
+    phrases: float = 0.21
+    token_match: float = 8.88
     unmentioned: float = 0.00  # the same for every window of a question: nothing for ranking, a signal to Answerability
-    heading: float = 0.90
-    overruled: float = -0.90
+    heading: float = 0.89
+    overruled: float = -0.79
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -225,8 +225,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.0438, 0.1497, -0.06881, 0.4125, 0.6028, -0.1594, 0.1109, 0.02791, 0.2821, 0.2394, 0.04217, 0.3268, -0.07389, 0.1587, 0.03776, -0.7983, 0.008953, 0.2369, 0.8694, -0.1185, 0.02809, 0.7636, -0.03374, 0.2658, 0.1206, 0.119, -0.3064, -0.2707, -0.92, 0.4205, -0.0004293, -0.03875, 0.167, 0.6077, -0.02221, 6.357e-05, 0.8083, -0.6428, -0.3346, -0.2505)
-    bias: float = -1.194
+    weights: tuple[float, ...] = (0.04503, 0.1506, -0.06656, 0.4381, 0.5928, -0.1668, 0.08306, 0.03917, 0.2396, 0.1656, 0.0158, 0.3499, -0.07372, 0.1984, 0.03059, -1.029, 0.02403, 0.28, 0.8143, -0.09423, 0.02857, 0.7555, -0.03865, 0.2916, 0.1011, 0.1256, -0.3051, -0.25, -0.9309, 0.4581, -0.02637, -0.05621, 0.1662, 0.6549, -0.1214, -0.01664, 0.8483, -0.6379, -0.2857, -0.1564)
+    bias: float = -1.004
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
