@@ -12,11 +12,12 @@ a name for "who", a phone number or an email address, a sum of money for a fee, 
 near the question's words, or an acronym's expansion; whether it says anything beyond the question; its size in
 words, whether it is a quoted older message (`> `), an update, one that states the new value beside the old
 ("8:15am, not 9:30am"), how well a later update in its document matches the question (it may replace this
-one), a structure line, whether it ends asking (a question from the floor, "parents asked
-whether...": the reply after it answers); for a follow-up, whether it is in the previous answer's document; and a
-token match, each of the question's words meeting its closest word piece in the window (the index keeps each
-unit's word pieces' vectors); and, the same for every window of a question, the share of its terms (and its
-history's, at their weight) that no candidate's document holds ("Tokyo").
+one), whether it states a value its document says was replaced ("£178, not £165"), a structure line, whether
+it ends asking (a question from the floor, "parents asked whether...": the reply after it answers); for a
+follow-up, whether it is in the previous answer's document; and a token match, each of the question's words
+meeting its closest word piece in the window (the index keeps each unit's word pieces' vectors); and, the same
+for every window of a question, the share of its terms (and its history's, at their weight) that no candidate's
+document holds ("Tokyo").
 Gradient-boosted trees (RankingTrees), fitted on what that weighted sum leaves wrong, re-rank its best windows:
 they add what a sum cannot hold, how a window's size, cosines and term shares combine.
 Whether to answer at all is a second, logistic model (Answerability) over the best window's score, its lead over
@@ -164,43 +165,44 @@ class Weights:
     top), judged on documents held out of the fit. No question or document is special-cased.
     """
 
-    sentence_dense: float = 0.60
-    window_dense: float = 5.68
-    chunk_dense: float = 1.77
-    neighbour_dense: float = 0.12
-    sentence_terms: float = -0.39
-    context_terms: float = 4.28
-    heading_terms: float = 2.43
-    document_terms: float = 2.66
-    next_terms: float = -4.49
-    answer_kind: float = 1.39
-    kind_missing: float = -0.92
-    kind_near: float = 0.85
-    novelty: float = 2.54
-    words: float = -1.14
-    long_words: float = -5.06
-    echo: float = -2.13
-    quoted: float = -0.27
-    structure: float = -0.11
-    definition: float = 4.70
-    update: float = -0.45
-    previous_document: float = 1.87
-    repeats_previous: float = 0.46
-    rare_term: float = 0.40
-    asking: float = -3.93
-    exact_kind: float = 1.07
-    exact_missing: float = -1.07  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 6.25
-    update_match: float = 0.84
-    corrects: float = 0.66
-    passage_rank: float = 0.21
-    document_dense: float = 5.32
-    title_terms: float = 4.68
-    phrases: float = 0.21
-    token_match: float = 8.88
+    sentence_dense: float = 0.75
+    window_dense: float = 5.63
+    chunk_dense: float = 1.50
+    neighbour_dense: float = 0.09
+    sentence_terms: float = -0.62
+    context_terms: float = 4.45
+    heading_terms: float = 2.56
+    document_terms: float = 2.45
+    next_terms: float = -4.54
+    answer_kind: float = 1.22
+    kind_missing: float = -1.11
+    kind_near: float = 0.83
+    novelty: float = 2.15
+    words: float = -1.08
+    long_words: float = -5.89
+    echo: float = -2.11
+    quoted: float = -0.26
+    structure: float = -0.09
+    definition: float = 4.88
+    update: float = -0.48
+    previous_document: float = 1.78
+    repeats_previous: float = 0.47
+    rare_term: float = 0.37
+    asking: float = -3.99
+    exact_kind: float = 1.02
+    exact_missing: float = -1.02  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 6.34
+    update_match: float = 0.99
+    corrects: float = 0.63
+    passage_rank: float = 0.34
+    document_dense: float = 6.02
+    title_terms: float = 5.11
+    phrases: float = 0.17
+    token_match: float = 8.72
     unmentioned: float = 0.00  # the same for every window of a question: nothing for ranking, a signal to Answerability
-    heading: float = 0.89
-    overruled: float = -0.79
+    heading: float = 0.75
+    overruled: float = -0.83
+    stale: float = -1.01
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -225,8 +227,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.04503, 0.1506, -0.06656, 0.4381, 0.5928, -0.1668, 0.08306, 0.03917, 0.2396, 0.1656, 0.0158, 0.3499, -0.07372, 0.1984, 0.03059, -1.029, 0.02403, 0.28, 0.8143, -0.09423, 0.02857, 0.7555, -0.03865, 0.2916, 0.1011, 0.1256, -0.3051, -0.25, -0.9309, 0.4581, -0.02637, -0.05621, 0.1662, 0.6549, -0.1214, -0.01664, 0.8483, -0.6379, -0.2857, -0.1564)
-    bias: float = -1.004
+    weights: tuple[float, ...] = (0.0444, 0.1576, -0.06854, 0.3939, 0.5529, -0.2739, 0.1084, 0.07712, 0.2238, 0.2522, -0.002841, 0.4267, -0.08009, 0.2688, 0.06307, -0.05811, 0.1586, 0.5263, 0.746, -0.105, 0.04632, 0.7627, -0.005387, 0.247, 0.1869, 0.07476, 0.1521, -0.2511, -0.9574, 0.5598, 0.06472, -0.03347, 0.1705, 0.5459, 0.01553, 0.07146, 0.8588, -0.6871, -0.3791, -0.2812, -0.1862)
+    bias: float = -1.903
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -321,20 +323,74 @@ _QUOTED_LINE = re.compile(r"\s*>")
 _PLAIN_NUMBER = re.compile(r"\d|(?:19|20)\d\d")
 
 
-def _values(text: str) -> set[str]:
-    """The distinct values stated in `text`: each number, date, clock time, sum of money or phone number as
-    written (spaces folded, case ignored), a match inside a wider one not counted again: "now 8:15am, not
-    9:30am" -> {"8:15am", "9:30am"}, never also "15"."""
+def _value_spans(text: str) -> list[tuple[int, int, str]]:
+    """Where each value stated in `text` is, and the value: each number, date, clock time, sum of money or phone
+    number as written (spaces folded, case ignored), a match inside a wider one not counted again: "now 8:15am, not
+    9:30am" -> "8:15am" and "9:30am", never also "15"."""
     matches = sorted((m.start(), -m.end(), m.group()) for p in (_NUMBER, _DATE, _MONEY, _PHONE) for m in p.finditer(text))
-    found, reach = set(), -1
-    for _, negative_end, phrase in matches:
+    found, reach = [], -1
+    for start, negative_end, phrase in matches:
         if -negative_end <= reach:
             continue  # inside a wider match already read
         reach = -negative_end
         value = " ".join(phrase.split()).strip(" .,").lower()
         if any(c.isdigit() for c in value) and not _PLAIN_NUMBER.fullmatch(value):
-            found.add(value)
+            found.append((start, -negative_end, value))
     return found
+
+
+def _values(text: str) -> set[str]:
+    """The distinct values stated in `text` (see _value_spans)."""
+    return {value for _, _, value in _value_spans(text)}
+
+
+#: Words right before a value that say it is the old one: "£178, not £165", "instead of 1.5 kg", "up from 203",
+#: "moved from 16 October"; a bare "from" only as "from 12 June to 19 June" on a line that says it updates
+#: something ("open from 9am to 5pm" is a range, "from 1 March the fee is" a start).
+_RETRACTS = re.compile(
+    r"\b(?:not|instead of|rather than|previously|formerly|originally|replacing"
+    r"|(?:up|down|moved|changed|reduced|increased|raised|cut|extended|shortened) from|(from))\s+(?:(?:the|a|an)\s+)?$",
+    re.IGNORECASE,
+)
+_TO = re.compile(r"\s+to\s")
+
+
+def _retracting(line: str) -> set[int]:
+    """Where the values `line` says are replaced start: "£165" in "The correct cost is £178, not £165"."""
+    found = set()
+    for start, end, _ in _value_spans(line):
+        m = _RETRACTS.search(line, max(0, start - 24), start)
+        if m and (not m.group(1) or (_TO.match(line, end) and _UPDATE.search(line))):
+            found.add(start)
+    return found
+
+
+def retracted_values(text: str) -> frozenset[str]:
+    """The values a document says were replaced, line by line: a statement elsewhere that still gives one is stale.
+
+    >>> sorted(retracted_values("Update: the fee is £12, not £8; the fair moved from 12 June to 19 June."))
+    ['12 june', '£8']
+    >>> sorted(retracted_values("Open from 9am to 5pm.")), sorted(retracted_values("Update: from 1 March it is £5."))
+    ([], [])
+    """
+    out = set()
+    for line in text.split("\n"):
+        if retracting := _retracting(line):
+            out.update(v for start, _, v in _value_spans(line) if start in retracting)
+    return frozenset(out)
+
+
+def asserted_values(text: str) -> frozenset[str]:
+    """The values `text` states as current: all it gives but those it says are replaced.
+
+    >>> sorted(asserted_values("The correct cost is £178, not £165."))
+    ['£178']
+    """
+    out = set()
+    for line in text.split("\n"):
+        retracting = _retracting(line)
+        out.update(v for start, _, v in _value_spans(line) if start not in retracting)
+    return frozenset(out)
 
 
 #: A unit that asks rather than tells: "...pay more as well?", "Several parents asked whether the route changes".
@@ -589,6 +645,7 @@ class _Facts:
     structure: bool
     update: bool
     corrects: bool  # an update stating two values (the new and, most often, the old)
+    asserted: frozenset[str]  # the values it states as current
 
 
 @dataclass(frozen=True)
@@ -671,6 +728,7 @@ class Extractor:
         self._spans_of: dict[int, list] = {}
         self._title_of: dict[int, frozenset[str]] = {}
         self._holds_of: dict[tuple[int, str], bool] = {}
+        self._retracted_of: dict[int, frozenset[str]] = {}
 
     def _sentence_text(self, s: int) -> str:
         u = self.unit(s)
@@ -717,9 +775,16 @@ class Extractor:
             found = _Facts(
                 min(len(text.split()), WORDS_SCALE), sum(u.quoted for u in units) / len(units),
                 any(u.kind in _STRUCTURE_KINDS for u in units), update, update and len(_values(text)) > 1,
+                asserted_values(text),
             )
             self._facts_of[(first, last)] = found
         return found
+
+    def _retracted(self, d: int) -> frozenset[str]:
+        """The values document d says were replaced, read once per snapshot."""
+        if d not in self._retracted_of:
+            self._retracted_of[d] = retracted_values(self.snapshot.document(d).text)
+        return self._retracted_of[d]
 
     def _title(self, d: int) -> frozenset[str]:
         """The terms of document d's file name: people name files after what they hold."""
@@ -877,6 +942,7 @@ class Extractor:
             row[col["update"]] = facts.update
             row[col["update_match"]] = facts.update * row[col["sentence_terms"]]
             row[col["corrects"]] = facts.corrects
+            row[col["stale"]] = bool(facts.asserted) and not facts.asserted.isdisjoint(self._retracted(doc))
             if kind:
                 found = [kind_in(u) for u in range(w.first, w.last)]
                 row[col["answer_kind"]] = any(f for f, _ in found)

@@ -406,6 +406,26 @@ def test_an_update_in_the_quoted_older_message_below_a_reply_does_not_overrule_t
     overruled = _window_feature(assistant, "When is the survey visit?", "overruled")
     assert overruled["The survey visit is on Thursday at 2pm, as we agreed on the phone."] == 0.0
 
+def test_a_statement_of_a_value_its_file_says_was_replaced_is_marked_stale(tmp_path, embedder):
+    """`stale`: a window stating a value that its own file retracts ("£178, not £165"), not the correction
+    itself, a line giving only the current value, another file's line, or a range that merely starts "from"."""
+    minutes = (
+        "Summer camp\n\n"
+        "HQ said the cost per Scout would be £165, covering food and site fees.\n\n"
+        "Opening hours at the site are from 9am to 5pm.\n\n"
+        "Correction to item 4: the correct cost per Scout is £178, not £165.\n\n"
+        "Parents will be told the cost of £178 by letter.\n"
+    )
+    other = "Winter camp\n\nThe winter camp costs £165 per Scout.\n"
+    assistant = make_assistant(tmp_path, embedder, {"minutes.txt": minutes, "winter.txt": other})
+    stale = _window_feature(assistant, "How much will summer camp cost per Scout?", "stale")
+    assert stale["HQ said the cost per Scout would be £165, covering food and site fees."] == 1.0
+    assert stale["Correction to item 4: the correct cost per Scout is £178, not £165."] == 0.0
+    assert stale["Parents will be told the cost of £178 by letter."] == 0.0
+    assert stale["Opening hours at the site are from 9am to 5pm."] == 0.0
+    assert stale["The winter camp costs £165 per Scout."] == 0.0
+
+
 @pytest.mark.parametrize(
     "quote, names",
     [
