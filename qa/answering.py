@@ -165,44 +165,44 @@ class Weights:
     top), judged on documents held out of the fit. No question or document is special-cased.
     """
 
-    sentence_dense: float = 0.75
-    window_dense: float = 5.63
-    chunk_dense: float = 1.50
-    neighbour_dense: float = 0.09
-    sentence_terms: float = -0.62
-    context_terms: float = 4.45
-    heading_terms: float = 2.56
-    document_terms: float = 2.45
-    next_terms: float = -4.54
-    answer_kind: float = 1.22
-    kind_missing: float = -1.11
-    kind_near: float = 0.83
-    novelty: float = 2.15
-    words: float = -1.08
-    long_words: float = -5.89
-    echo: float = -2.11
-    quoted: float = -0.26
+    sentence_dense: float = 0.77
+    window_dense: float = 5.59
+    chunk_dense: float = 1.51
+    neighbour_dense: float = 0.10
+    sentence_terms: float = -0.65
+    context_terms: float = 4.44
+    heading_terms: float = 2.58
+    document_terms: float = 2.49
+    next_terms: float = -4.55
+    answer_kind: float = 1.21
+    kind_missing: float = -1.13
+    kind_near: float = 0.84
+    novelty: float = 2.12
+    words: float = -1.10
+    long_words: float = -4.15
+    echo: float = -2.16
+    quoted: float = -0.25
     structure: float = -0.09
     definition: float = 4.88
-    update: float = -0.48
-    previous_document: float = 1.78
-    repeats_previous: float = 0.47
+    update: float = -0.49
+    previous_document: float = 1.95
+    repeats_previous: float = 0.55
     rare_term: float = 0.37
-    asking: float = -3.99
+    asking: float = -3.98
     exact_kind: float = 1.02
     exact_missing: float = -1.02  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 6.34
-    update_match: float = 0.99
-    corrects: float = 0.63
-    passage_rank: float = 0.34
-    document_dense: float = 6.02
-    title_terms: float = 5.11
-    phrases: float = 0.17
-    token_match: float = 8.72
+    label_terms: float = 6.33
+    update_match: float = 1.00
+    corrects: float = 0.64
+    passage_rank: float = 0.32
+    document_dense: float = 6.09
+    title_terms: float = 5.08
+    phrases: float = 0.19
+    token_match: float = 8.79
     unmentioned: float = 0.00  # the same for every window of a question: nothing for ranking, a signal to Answerability
-    heading: float = 0.75
-    overruled: float = -0.83
-    stale: float = -1.01
+    heading: float = 0.76
+    overruled: float = -0.84
+    stale: float = -0.99
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -227,8 +227,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.0444, 0.1576, -0.06854, 0.3939, 0.5529, -0.2739, 0.1084, 0.07712, 0.2238, 0.2522, -0.002841, 0.4267, -0.08009, 0.2688, 0.06307, -0.05811, 0.1586, 0.5263, 0.746, -0.105, 0.04632, 0.7627, -0.005387, 0.247, 0.1869, 0.07476, 0.1521, -0.2511, -0.9574, 0.5598, 0.06472, -0.03347, 0.1705, 0.5459, 0.01553, 0.07146, 0.8588, -0.6871, -0.3791, -0.2812, -0.1862)
-    bias: float = -1.903
+    weights: tuple[float, ...] = (0.04484, 0.1583, -0.06867, 0.36, 0.555, -0.2936, 0.1636, 0.02284, 0.2214, 0.2113, 0.01484, 0.3841, -0.08525, 0.2955, 0.04436, 0.2897, 0.0924, 0.4832, 0.7871, -0.07392, 0.03076, 0.7516, -0.01291, 0.2618, 0.143, 0.08844, 0.1712, -0.2492, -0.9241, 0.544, 0.01955, -0.01776, 0.1717, 0.5729, -0.05385, 0.04674, 0.8432, -0.6592, -0.3618, -0.2828, -0.2333)
+    bias: float = -2.235
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -355,42 +355,49 @@ _RETRACTS = re.compile(
 _TO = re.compile(r"\s+to\s")
 
 
-def _retracting(line: str) -> set[int]:
-    """Where the values `line` says are replaced start: "£165" in "The correct cost is £178, not £165"."""
-    found = set()
-    for start, end, _ in _value_spans(line):
-        m = _RETRACTS.search(line, max(0, start - 24), start)
-        if m and (not m.group(1) or (_TO.match(line, end) and _UPDATE.search(line))):
-            found.add(start)
-    return found
+def _line_value_spans(text: str) -> Iterator[tuple[int, str, int, int, str]]:
+    """_value_spans line by line: (the line's offset in `text`, the line, the value's start and end in it, the
+    value)."""
+    offset = 0
+    for line in text.split("\n"):
+        for start, end, value in _value_spans(line):
+            yield offset, line, start, end, value
+        offset += len(line) + 1
 
 
-def retracted_values(text: str) -> frozenset[str]:
-    """The values a document says were replaced, line by line: a statement elsewhere that still gives one is stale.
+@dataclass(frozen=True)
+class Retractions:
+    """The values a document says were replaced, and where it says so: a statement elsewhere that still gives
+    one is stale; the correction itself, which gives it in that position, is not."""
 
-    >>> sorted(retracted_values("Update: the fee is £12, not £8; the fair moved from 12 June to 19 June."))
+    starts: frozenset[int]  # offsets of the replaced values where the document names them as replaced
+    values: frozenset[str]
+
+
+def retractions(text: str) -> Retractions:
+    """What `text` says was replaced, read line by line, each line's update words looked up once.
+
+    >>> sorted(retractions("Update: the fee is £12, not £8; the fair moved from 12 June to 19 June.").values)
     ['12 june', '£8']
-    >>> sorted(retracted_values("Open from 9am to 5pm.")), sorted(retracted_values("Update: from 1 March it is £5."))
+    >>> sorted(retractions("Open from 9am to 5pm.").values), sorted(retractions("Update: from 1 March it is £5.").values)
     ([], [])
     """
-    out = set()
-    for line in text.split("\n"):
-        if retracting := _retracting(line):
-            out.update(v for start, _, v in _value_spans(line) if start in retracting)
-    return frozenset(out)
-
-
-def asserted_values(text: str) -> frozenset[str]:
-    """The values `text` states as current: all it gives but those it says are replaced.
-
-    >>> sorted(asserted_values("The correct cost is £178, not £165."))
-    ['£178']
-    """
-    out = set()
-    for line in text.split("\n"):
-        retracting = _retracting(line)
-        out.update(v for start, _, v in _value_spans(line) if start not in retracting)
-    return frozenset(out)
+    starts, values = set(), set()
+    updates: dict[int, bool] = {}
+    for offset, line, start, end, value in _line_value_spans(text):
+        m = _RETRACTS.search(line, max(0, start - 24), start)
+        if not m:
+            continue
+        if m.group(1):  # a bare "from": only "from X to Y" on a line that says it updates something
+            if not _TO.match(line, end):
+                continue
+            if offset not in updates:
+                updates[offset] = _UPDATE.search(line) is not None
+            if not updates[offset]:
+                continue
+        starts.add(offset + start)
+        values.add(value)
+    return Retractions(frozenset(starts), frozenset(values))
 
 
 #: A unit that asks rather than tells: "...pay more as well?", "Several parents asked whether the route changes".
@@ -645,7 +652,7 @@ class _Facts:
     structure: bool
     update: bool
     corrects: bool  # an update stating two values (the new and, most often, the old)
-    asserted: frozenset[str]  # the values it states as current
+    values: tuple[tuple[int, str], ...]  # (offset in its document, value) of each value it states
 
 
 @dataclass(frozen=True)
@@ -728,7 +735,7 @@ class Extractor:
         self._spans_of: dict[int, list] = {}
         self._title_of: dict[int, frozenset[str]] = {}
         self._holds_of: dict[tuple[int, str], bool] = {}
-        self._retracted_of: dict[int, frozenset[str]] = {}
+        self._retractions_of: dict[int, Retractions] = {}
 
     def _sentence_text(self, s: int) -> str:
         u = self.unit(s)
@@ -775,16 +782,23 @@ class Extractor:
             found = _Facts(
                 min(len(text.split()), WORDS_SCALE), sum(u.quoted for u in units) / len(units),
                 any(u.kind in _STRUCTURE_KINDS for u in units), update, update and len(_values(text)) > 1,
-                asserted_values(text),
+                tuple((units[0].start + offset + start, value) for offset, _, start, _, value in _line_value_spans(text)),
             )
             self._facts_of[(first, last)] = found
         return found
 
-    def _retracted(self, d: int) -> frozenset[str]:
-        """The values document d says were replaced, read once per snapshot."""
-        if d not in self._retracted_of:
-            self._retracted_of[d] = retracted_values(self.snapshot.document(d).text)
-        return self._retracted_of[d]
+    def _retractions(self, d: int) -> Retractions:
+        """What document d says was replaced, read once per snapshot."""
+        if d not in self._retractions_of:
+            self._retractions_of[d] = retractions(self.snapshot.document(d).text)
+        return self._retractions_of[d]
+
+    def _stale(self, facts: _Facts, d: int) -> bool:
+        """Whether a window states, other than where its document names it as replaced, a value it replaced."""
+        if not facts.values:
+            return False
+        replaced = self._retractions(d)
+        return any(value in replaced.values and at not in replaced.starts for at, value in facts.values)
 
     def _title(self, d: int) -> frozenset[str]:
         """The terms of document d's file name: people name files after what they hold."""
@@ -942,7 +956,7 @@ class Extractor:
             row[col["update"]] = facts.update
             row[col["update_match"]] = facts.update * row[col["sentence_terms"]]
             row[col["corrects"]] = facts.corrects
-            row[col["stale"]] = bool(facts.asserted) and not facts.asserted.isdisjoint(self._retracted(doc))
+            row[col["stale"]] = self._stale(facts, doc)
             if kind:
                 found = [kind_in(u) for u in range(w.first, w.last)]
                 row[col["answer_kind"]] = any(f for f, _ in found)

@@ -1,11 +1,14 @@
 """Answer selection without the model: what a question asks for, which words answer it, and how sentences are
 scored, on hand-made vectors so every test runs in milliseconds."""
 
+import doctest
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qa import answering
 from qa.answering import (
     FEATURES,
     RANKING_TREES,
@@ -408,13 +411,19 @@ def test_an_update_in_the_quoted_older_message_below_a_reply_does_not_overrule_t
 
 def test_a_statement_of_a_value_its_file_says_was_replaced_is_marked_stale(tmp_path, embedder):
     """`stale`: a window stating a value that its own file retracts ("£178, not £165"), not the correction
-    itself, a line giving only the current value, another file's line, or a range that merely starts "from"."""
+    itself (also where the window starts mid-line, after the update word), a line giving only the current
+    value, another file's line, or a value that a range or a start date merely follows "from" with."""
     minutes = (
         "Summer camp\n\n"
         "HQ said the cost per Scout would be £165, covering food and site fees.\n\n"
-        "Opening hours at the site are from 9am to 5pm.\n\n"
         "Correction to item 4: the correct cost per Scout is £178, not £165.\n\n"
-        "Parents will be told the cost of £178 by letter.\n"
+        "Parents will be told the cost of £178 by letter.\n\n"
+        "The camp was first planned for 12 June.\n\n"
+        "Update: the camp date has changed. The camp has moved from 12 June to 19 June.\n\n"
+        "The site office is open from 9am to 5pm.\n\n"
+        "Scouts arrive at the camp site at 9am.\n\n"
+        "Update: from 1 March the camp kit list is online.\n\n"
+        "Camp kit must be labelled by 1 March.\n"
     )
     other = "Winter camp\n\nThe winter camp costs £165 per Scout.\n"
     assistant = make_assistant(tmp_path, embedder, {"minutes.txt": minutes, "winter.txt": other})
@@ -422,8 +431,19 @@ def test_a_statement_of_a_value_its_file_says_was_replaced_is_marked_stale(tmp_p
     assert stale["HQ said the cost per Scout would be £165, covering food and site fees."] == 1.0
     assert stale["Correction to item 4: the correct cost per Scout is £178, not £165."] == 0.0
     assert stale["Parents will be told the cost of £178 by letter."] == 0.0
-    assert stale["Opening hours at the site are from 9am to 5pm."] == 0.0
     assert stale["The winter camp costs £165 per Scout."] == 0.0
+    stale = _window_feature(assistant, "When is the summer camp?", "stale")
+    assert stale["The camp was first planned for 12 June."] == 1.0
+    assert stale["The camp has moved from 12 June to 19 June."] == 0.0
+    stale = _window_feature(assistant, "What time do Scouts arrive at the camp site?", "stale")
+    assert stale["Scouts arrive at the camp site at 9am."] == 0.0
+    stale = _window_feature(assistant, "When must camp kit be labelled?", "stale")
+    assert stale["Camp kit must be labelled by 1 March."] == 0.0
+
+
+def test_the_examples_in_the_answering_docstrings_hold():
+    results = doctest.testmod(answering)
+    assert results.attempted > 10 and results.failed == 0
 
 
 @pytest.mark.parametrize(
