@@ -409,6 +409,7 @@ def test_an_update_in_the_quoted_older_message_below_a_reply_does_not_overrule_t
     overruled = _window_feature(assistant, "When is the survey visit?", "overruled")
     assert overruled["The survey visit is on Thursday at 2pm, as we agreed on the phone."] == 0.0
 
+
 def test_a_statement_of_a_value_its_file_says_was_replaced_is_marked_stale(tmp_path, embedder):
     """`stale`: a window stating a value that its own file retracts ("£178, not £165"), not the correction
     itself (also where the window starts mid-line, after the update word), a line giving only the current
