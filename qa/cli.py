@@ -71,7 +71,7 @@ _UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _shown(text: str) -> str:
-    """Document text made safe for a terminal: ESC, ^A or U+202E escaped as \\x1b, \\x01, \\u202e, so a
+    r"""Document text made safe for a terminal: ESC, ^A or U+202E escaped as \x1b, \x01, \u202e, so a
     document cannot recolour, move or reorder what qa prints. JSON output stays verbatim.
 
     >>> _shown("\x1b[31mred\u202e")

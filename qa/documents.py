@@ -163,7 +163,7 @@ _HTML_BLOCKS = ["p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"
 
 
 def _html_text(html: str) -> str:
-    """The visible text of a page, one line per block, its structure kept the way Markdown writes it: a heading
+    r"""The visible text of a page, one line per block, its structure kept the way Markdown writes it: a heading
     as "## Fees", a list item as "- ...", a table row as "| Adult | $42 |", quoted text as "> ...". Citations
     point into this text, not the markup, and the chunker reads one structure for .md and .html alike.
 
