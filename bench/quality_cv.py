@@ -78,7 +78,7 @@ class Row:
     words: np.ndarray
     spans: list  # (first, last) per window, for dropping windows that overlap a better one
     question: str = ""
-    texts: tuple = ()  # (source, quote) per window, for --errors
+    texts: tuple = ()  # (source, quote) per window, for reading the misses
     answers: tuple = ()
 
 
