@@ -165,44 +165,44 @@ class Weights:
     top), judged on documents held out of the fit. No question or document is special-cased.
     """
 
-    sentence_dense: float = 0.77
-    window_dense: float = 5.59
-    chunk_dense: float = 1.51
-    neighbour_dense: float = 0.10
-    sentence_terms: float = -0.65
-    context_terms: float = 4.44
-    heading_terms: float = 2.58
-    document_terms: float = 2.49
-    next_terms: float = -4.55
-    answer_kind: float = 1.21
-    kind_missing: float = -1.13
-    kind_near: float = 0.84
-    novelty: float = 2.12
+    sentence_dense: float = 0.53
+    window_dense: float = 5.79
+    chunk_dense: float = 1.81
+    neighbour_dense: float = 0.12
+    sentence_terms: float = -0.49
+    context_terms: float = 4.48
+    heading_terms: float = 2.52
+    document_terms: float = 2.72
+    next_terms: float = -4.50
+    answer_kind: float = 1.41
+    kind_missing: float = -0.95
+    kind_near: float = 0.81
+    novelty: float = 2.17
     words: float = -1.10
-    long_words: float = -4.15
-    echo: float = -2.16
-    quoted: float = -0.25
+    long_words: float = -4.33
+    echo: float = -2.06
+    quoted: float = -0.24
     structure: float = -0.09
-    definition: float = 4.88
-    update: float = -0.49
-    previous_document: float = 1.95
-    repeats_previous: float = 0.55
-    rare_term: float = 0.37
-    asking: float = -3.98
-    exact_kind: float = 1.02
-    exact_missing: float = -1.02  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 6.33
-    update_match: float = 1.00
-    corrects: float = 0.64
-    passage_rank: float = 0.32
-    document_dense: float = 6.09
-    title_terms: float = 5.08
-    phrases: float = 0.19
-    token_match: float = 8.79
+    definition: float = 4.61
+    update: float = -0.41
+    previous_document: float = 1.54
+    repeats_previous: float = 0.36
+    rare_term: float = 0.33
+    asking: float = -3.99
+    exact_kind: float = 0.99
+    exact_missing: float = -0.99  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 5.84
+    update_match: float = 0.85
+    corrects: float = 0.59
+    passage_rank: float = 0.25
+    document_dense: float = 6.18
+    title_terms: float = 4.99
+    phrases: float = 0.30
+    token_match: float = 8.60
     unmentioned: float = 0.00  # the same for every window of a question: nothing for ranking, a signal to Answerability
-    heading: float = 0.76
-    overruled: float = -0.84
-    stale: float = -0.99
+    heading: float = 0.70
+    overruled: float = -0.74
+    stale: float = -0.86
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -227,8 +227,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.04484, 0.1583, -0.06867, 0.36, 0.555, -0.2936, 0.1636, 0.02284, 0.2214, 0.2113, 0.01484, 0.3841, -0.08525, 0.2955, 0.04436, 0.2897, 0.0924, 0.4832, 0.7871, -0.07392, 0.03076, 0.7516, -0.01291, 0.2618, 0.143, 0.08844, 0.1712, -0.2492, -0.9241, 0.544, 0.01955, -0.01776, 0.1717, 0.5729, -0.05385, 0.04674, 0.8432, -0.6592, -0.3618, -0.2828, -0.2333)
-    bias: float = -2.235
+    weights: tuple[float, ...] = (0.04194, 0.1584, -0.09272, 0.4095, 0.5048, -0.2559, 0.1293, 0.06984, 0.2165, 0.1963, 0.03179, 0.3766, -0.09656, 0.175, 0.06005, 0.09677, 0.1773, 0.362, 0.6902, -0.03152, 0.02385, 0.7703, 0.0009897, 0.2478, 0.1272, 0.1039, 0.1323, -0.2511, -1.029, 0.5973, 0.04927, -0.03123, 0.1916, 0.5178, -0.06594, 0.05557, 0.8457, -0.6638, -0.4533, -0.2671, -0.2129)
+    bias: float = -2
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
