@@ -291,7 +291,7 @@ _NOT_IN_NAMES = re.compile(r'[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e
 
 
 def safe_name(name: str) -> str:
-    """A file name that is safe to create in the seeds folder: no path parts, not hidden, no invisible or
+    r"""A file name that is safe to create in the seeds folder: no path parts, not hidden, no invisible or
     control characters, NFC-normalised, at most NAME_BYTES long with its suffix kept; ValueError if nothing is left.
 
     >>> safe_name("../../etc/..hidden\u202egpj.txt")
