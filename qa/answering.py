@@ -4,20 +4,21 @@ The quoted evidence is a window of 1..WINDOW_UNITS consecutive units (sentences 
 verbatim span: the line that repeats the question's words and the next one that answers it are quoted together.
 Each window is scored by a linear function of evidence that needs no model call (FEATURES): its units', its
 passage's and its neighbours' cosine to the question (vectors from the index); the idf-weighted share of the
-question's terms found in it, around it, in the heading or table header it sits under, in a line's label
-("Heat-up time: ...", a table row's first cell), in its document and its file name; the share of the question's
-adjacent term pairs it holds ("accepted solution"); the best cosine in its file and the fused rank of its passage;
-whether it holds the kind of thing the question asks for (a number for "how many", a date or clock time for "when",
-a name for "who", a phone number or an email address, a sum of money for a fee, a time of day for "what time"),
-near the question's words, or an acronym's expansion; whether it says anything beyond the question; its size in
-words, whether it is a quoted older message (`> `), an update, one that states the new value beside the old
-("8:15am, not 9:30am"), how well a later update in its document matches the question (it may replace this
-one), whether it states a value its document says was replaced ("£178, not £165"), a structure line, whether
-it ends asking (a question from the floor, "parents asked whether...": the reply after it answers); for a
-follow-up, whether it is in the previous answer's document; and a token match, each of the question's words
-meeting its closest word piece in the window (the index keeps each unit's word pieces' vectors); and, the same
-for every window of a question, the share of its terms (and its history's, at their weight) that no candidate's
-document holds ("Tokyo").
+question's terms found in it, around it, in the heading or table header it sits under, in a line's label ("Heat-up
+time: ...", a table row's first cell), in its document and its file name; the share of the question's adjacent term
+pairs it holds ("accepted solution"); the best cosine in its file and the fused rank of its passage; whether it
+holds the kind of thing the question asks for (a number for "how many", a date or clock time for "when", a name for
+"who", a phone number or an email address, a sum of money for a fee, a time of day for "what time"), near the
+question's words, or an acronym's expansion; whether it says anything beyond the question; its size in words,
+whether it is a quoted older message (`> `), an update, one that states the new value beside the old ("8:15am, not
+9:30am"), how well a later update in its document matches the question (it may replace this one), whether it states
+a value its document says was replaced ("£178, not £165"), the share of the numbers and codes the question names
+("version 4.2.5", "E4") that neither it nor its heading or neighbours holds, a structure line, whether it ends
+asking (a question from the floor, "parents asked whether...": the reply after it answers); for a follow-up,
+whether it is in the previous answer's document; and a token match, each of the question's words meeting its
+closest word piece in the window (the index keeps each unit's word pieces' vectors); and, the same for every window
+of a question, the share of its terms (and its history's, at their weight) that no candidate's document holds
+("Tokyo").
 Gradient-boosted trees (RankingTrees), fitted on what that weighted sum leaves wrong, re-rank its best windows:
 they add what a sum cannot hold, how a window's size, cosines and term shares combine.
 Whether to answer at all is a second, logistic model (Answerability) over the best window's score, its lead over
@@ -165,44 +166,45 @@ class Weights:
     top), judged on documents held out of the fit. No question or document is special-cased.
     """
 
-    sentence_dense: float = 0.53
-    window_dense: float = 5.79
-    chunk_dense: float = 1.81
-    neighbour_dense: float = 0.12
-    sentence_terms: float = -0.49
-    context_terms: float = 4.48
-    heading_terms: float = 2.52
-    document_terms: float = 2.72
-    next_terms: float = -4.50
-    answer_kind: float = 1.41
-    kind_missing: float = -0.95
+    sentence_dense: float = 0.61
+    window_dense: float = 6.11
+    chunk_dense: float = 1.73
+    neighbour_dense: float = 0.13
+    sentence_terms: float = -0.43
+    context_terms: float = 4.58
+    heading_terms: float = 2.36
+    document_terms: float = 2.39
+    next_terms: float = -4.69
+    answer_kind: float = 1.22
+    kind_missing: float = -1.16
     kind_near: float = 0.81
-    novelty: float = 2.17
+    novelty: float = 1.96
     words: float = -1.10
-    long_words: float = -4.33
-    echo: float = -2.06
-    quoted: float = -0.24
-    structure: float = -0.09
-    definition: float = 4.61
-    update: float = -0.41
-    previous_document: float = 1.54
-    repeats_previous: float = 0.36
-    rare_term: float = 0.33
-    asking: float = -3.99
+    long_words: float = -4.69
+    echo: float = -2.47
+    quoted: float = -0.28
+    structure: float = -0.10
+    definition: float = 4.68
+    update: float = -0.39
+    previous_document: float = 2.13
+    repeats_previous: float = 0.38
+    rare_term: float = 0.24
+    asking: float = -3.89
     exact_kind: float = 0.99
     exact_missing: float = -0.99  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 5.84
-    update_match: float = 0.85
-    corrects: float = 0.59
-    passage_rank: float = 0.25
-    document_dense: float = 6.18
-    title_terms: float = 4.99
-    phrases: float = 0.30
-    token_match: float = 8.60
+    label_terms: float = 6.08
+    update_match: float = 0.88
+    corrects: float = 0.58
+    passage_rank: float = 0.29
+    document_dense: float = 5.75
+    title_terms: float = 5.07
+    phrases: float = 0.12
+    token_match: float = 8.33
     unmentioned: float = 0.00  # the same for every window of a question: nothing for ranking, a signal to Answerability
-    heading: float = 0.70
-    overruled: float = -0.74
-    stale: float = -0.86
+    heading: float = 0.62
+    overruled: float = -0.65
+    stale: float = -0.96
+    figures_missing: float = -1.29
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -227,8 +229,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.04194, 0.1584, -0.09272, 0.4095, 0.5048, -0.2559, 0.1293, 0.06984, 0.2165, 0.1963, 0.03179, 0.3766, -0.09656, 0.175, 0.06005, 0.09677, 0.1773, 0.362, 0.6902, -0.03152, 0.02385, 0.7703, 0.0009897, 0.2478, 0.1272, 0.1039, 0.1323, -0.2511, -1.029, 0.5973, 0.04927, -0.03123, 0.1916, 0.5178, -0.06594, 0.05557, 0.8457, -0.6638, -0.4533, -0.2671, -0.2129)
-    bias: float = -2
+    weights: tuple[float, ...] = (0.04853, 0.1612, -0.07501, 0.4327, 0.5834, -0.2504, 0.1834, 0.005808, 0.2156, 0.2579, 0.07335, 0.14, -0.08772, 0.1373, 0.03469, -0.7893, 0.09352, 0.2902, 0.6924, -0.06544, 0.04388, 0.7481, -0.01967, 0.2228, 0.1279, 0.1222, -0.1503, -0.2387, -0.9975, 0.5568, 0.04587, -0.0653, 0.2011, 0.5845, -0.008053, 0.001974, 0.8063, -0.5344, -0.4514, -0.2601, -0.3009, -0.4347)
+    bias: float = -1.254
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -734,6 +736,7 @@ class Extractor:
         self._facts_of: dict[tuple[int, int], _Facts] = {}
         self._spans_of: dict[int, list] = {}
         self._title_of: dict[int, frozenset[str]] = {}
+        self._path_of: dict[int, frozenset[str]] = {}
         self._holds_of: dict[tuple[int, str], bool] = {}
         self._retractions_of: dict[int, Retractions] = {}
 
@@ -806,6 +809,14 @@ class Extractor:
             stem = self.snapshot.document(d).source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
             self._title_of[d] = frozenset(tokenize(re.sub(r"[\W_]+", " ", stem)))
         return self._title_of[d]
+
+    def _path(self, d: int) -> frozenset[str]:
+        """The terms of document d's source path, its folders' names too: "Super_Bowl_50/003.txt" is about
+        Super Bowl 50 though its paragraphs say "the game"."""
+        if d not in self._path_of:
+            folders, _, name = self.snapshot.document(d).source.rpartition("/")
+            self._path_of[d] = frozenset(tokenize(re.sub(r"[\W_]+", " ", f"{folders} {name.rsplit('.', 1)[0]}")))
+        return self._path_of[d]
 
     def _holds(self, u: int, kind: str) -> bool:
         """Whether unit u holds a span of `kind` (a sum of money, a time of day), whatever the question: read once
@@ -908,6 +919,11 @@ class Extractor:
         mask_of = {u: sum(b for t, b in bit.items() if t in unit_of[u].terms) for u in need}
         label_mask_of = {u: sum(b for t, b in bit.items() if t in unit_of[u].label_terms) for u in need if unit_of[u].label_terms}
         rare_bits = sum(bit[t] for t in rare)
+        # the question's own numbers and codes ("version 4.2.5", "E4", "item 7"): a window that lacks them, with its
+        # heading and neighbours, is about another one however much else it shares
+        figures = {t: w for t, w in weights.items() if t in query.terms and any(ch.isdigit() for ch in t)}
+        figure_bits = sum(bit[t] for t in figures)
+        named_bits = {d: sum(bit[t] for t in figures if t in self._path(d)) for d in docs.tolist()}
         documents = []
         for i, w in enumerate(windows):
             units = [unit_of[u] for u in range(w.first, w.last)]
@@ -941,6 +957,9 @@ class Extractor:
             row[col["structure"]] = facts.structure
             row[col["heading"]] = units[0].kind == "heading"
             row[col["rare_term"]] = bool(rare_bits & around_mask)
+            missing = figure_bits & ~(around_mask | named_bits[doc]) if figure_bits else 0
+            if missing:
+                row[col["figures_missing"]] = sum(v for t, v in figures.items() if bit[t] & missing) / sum(figures.values())
             row[col["asking"]] = units[-1].asking
             row[col["label_terms"]] = coverage(label_mask_of.get(w.first, 0))
             if asked_pairs:

@@ -407,6 +407,31 @@ def test_an_update_in_the_quoted_older_message_below_a_reply_does_not_overrule_t
     assert overruled["The survey visit is on Thursday at 2pm, as we agreed on the phone."] == 0.0
 
 
+def test_a_window_without_the_number_or_code_the_question_names_is_marked(tmp_path, embedder):
+    """`figures_missing`: the share of the question's numbers and codes ("4.2.5", "E4") that a window lacks, with
+    its heading and neighbours; a question that names none marks no window."""
+    notes = (
+        "# Release notes\n\n"
+        "## Version 4.2.0 — 14 April 2025\n\n"
+        "- Faster sync of shopping lists between phones.\n"
+        "- A new dark theme for the recipe view.\n"
+        "- Timers keep running when the screen locks.\n\n"
+        "## Version 4.2.5 — 2 June 2025\n\n"
+        "- Fixed a crash when importing recipes from a web page.\n"
+        "- Timers no longer reset when the phone rotates.\n"
+        "- Error E4 now says which ingredient it could not read.\n"
+    )
+    assistant = make_assistant(tmp_path, embedder, {"notes.md": notes})
+    missing = _window_feature(assistant, "When did version 4.2.5 come out?", "figures_missing")
+    assert missing["## Version 4.2.0 — 14 April 2025"] == 1.0
+    assert missing["## Version 4.2.5 — 2 June 2025"] == 0.0
+    assert missing["- Timers no longer reset when the phone rotates."] == 0.0  # under the heading that names it
+    missing = _window_feature(assistant, "What does E4 mean after version 4.2.5?", "figures_missing")
+    assert 0.0 < missing["## Version 4.2.5 — 2 June 2025"] < 1.0
+    assert missing["- Error E4 now says which ingredient it could not read."] == 0.0
+    assert set(_window_feature(assistant, "When do timers reset?", "figures_missing").values()) == {0.0}
+
+
 def test_a_statement_of_a_value_its_file_says_was_replaced_is_marked_stale(tmp_path, embedder):
     """`stale`: a window stating a value that its own file retracts ("£178, not £165"), not the correction
     itself (also where the window starts mid-line, after the update word), a line giving only the current
