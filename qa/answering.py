@@ -13,12 +13,12 @@ question's words, or an acronym's expansion; whether it says anything beyond the
 whether it is a quoted older message (`> `), an update, one that states the new value beside the old ("8:15am, not
 9:30am"), how well a later update in its document matches the question (it may replace this one), whether it states
 a value its document says was replaced ("£178, not £165"), the share of the numbers and codes the question names
-("version 4.2.5", "E4") that neither it nor its heading or neighbours holds, a structure line, whether it ends
-asking (a question from the floor, "parents asked whether...": the reply after it answers); for a follow-up,
-whether it is in the previous answer's document; and a token match, each of the question's words meeting its
-closest word piece in the window (the index keeps each unit's word pieces' vectors); and, the same for every window
-of a question, the share of its terms (and its history's, at their weight) that no candidate's document holds
-("Tokyo").
+("version 4.2.5", "E4", not its sums, times or dates) that neither it, its heading, the lines beside it in its
+section nor its file's path holds, a structure line, whether it ends asking (a question from the floor, "parents
+asked whether...": the reply after it answers); for a follow-up, whether it is in the previous answer's document;
+and a token match, each of the question's words meeting its closest word piece in the window (the index keeps each
+unit's word pieces' vectors); and, the same for every window of a question, the share of its terms (and its
+history's, at their weight) that no candidate's document holds ("Tokyo").
 Gradient-boosted trees (RankingTrees), fitted on what that weighted sum leaves wrong, re-rank its best windows:
 they add what a sum cannot hold, how a window's size, cosines and term shares combine.
 Whether to answer at all is a second, logistic model (Answerability) over the best window's score, its lead over
@@ -166,45 +166,45 @@ class Weights:
     top), judged on documents held out of the fit. No question or document is special-cased.
     """
 
-    sentence_dense: float = 0.61
-    window_dense: float = 6.11
+    sentence_dense: float = 0.58
+    window_dense: float = 6.13
     chunk_dense: float = 1.73
-    neighbour_dense: float = 0.13
-    sentence_terms: float = -0.43
-    context_terms: float = 4.58
-    heading_terms: float = 2.36
-    document_terms: float = 2.39
+    neighbour_dense: float = 0.11
+    sentence_terms: float = -0.44
+    context_terms: float = 4.60
+    heading_terms: float = 2.37
+    document_terms: float = 2.41
     next_terms: float = -4.69
     answer_kind: float = 1.22
     kind_missing: float = -1.16
     kind_near: float = 0.81
     novelty: float = 1.96
     words: float = -1.10
-    long_words: float = -4.69
-    echo: float = -2.47
-    quoted: float = -0.28
+    long_words: float = -4.45
+    echo: float = -2.46
+    quoted: float = -0.27
     structure: float = -0.10
     definition: float = 4.68
     update: float = -0.39
     previous_document: float = 2.13
     repeats_previous: float = 0.38
     rare_term: float = 0.24
-    asking: float = -3.89
+    asking: float = -3.90
     exact_kind: float = 0.99
     exact_missing: float = -0.99  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 6.08
+    label_terms: float = 6.09
     update_match: float = 0.88
     corrects: float = 0.58
     passage_rank: float = 0.29
     document_dense: float = 5.75
     title_terms: float = 5.07
-    phrases: float = 0.12
-    token_match: float = 8.33
+    phrases: float = 0.14
+    token_match: float = 8.34
     unmentioned: float = 0.00  # the same for every window of a question: nothing for ranking, a signal to Answerability
-    heading: float = 0.62
+    heading: float = 0.63
     overruled: float = -0.65
     stale: float = -0.96
-    figures_missing: float = -1.29
+    figures_missing: float = -1.23
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -229,8 +229,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.04853, 0.1612, -0.07501, 0.4327, 0.5834, -0.2504, 0.1834, 0.005808, 0.2156, 0.2579, 0.07335, 0.14, -0.08772, 0.1373, 0.03469, -0.7893, 0.09352, 0.2902, 0.6924, -0.06544, 0.04388, 0.7481, -0.01967, 0.2228, 0.1279, 0.1222, -0.1503, -0.2387, -0.9975, 0.5568, 0.04587, -0.0653, 0.2011, 0.5845, -0.008053, 0.001974, 0.8063, -0.5344, -0.4514, -0.2601, -0.3009, -0.4347)
-    bias: float = -1.254
+    weights: tuple[float, ...] = (0.04888, 0.1608, -0.07497, 0.4034, 0.6219, -0.2634, 0.1638, 0.002103, 0.2349, 0.2551, 0.07732, -0.01797, -0.08266, 0.1388, 0.03714, -1.09, 0.0801, 0.2533, 0.672, -0.04905, 0.03961, 0.7434, -0.009437, 0.2286, 0.1395, 0.1076, -0.1355, -0.2466, -0.9875, 0.6202, 0.05189, -0.0861, 0.1931, 0.5736, -0.02748, -0.002623, 0.7917, -0.5312, -0.4438, -0.2205, -0.3049, -0.4568)
+    bias: float = -0.9503
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
@@ -595,6 +595,24 @@ def _word_distance(span: tuple[int, int], words, matched: list[int]) -> int:
     return min(abs(i - j) for i in inside for j in outside)
 
 
+#: Values a document may write in another format than the question ("9:30" and "9.30", "£45" and "£45.00",
+#: "2 June" and "2025-06-02"): the answer kinds read them; they name nothing.
+_FORMATTED = (_MONEY, _CLOCK, _DATE, _PHONE)
+
+
+def question_figures(question: str) -> frozenset[str]:
+    """The question's terms that name a thing by a number or code ("version 4.2.5", "error E4", "item 7"), not the
+    sums, clock times, dates and phone numbers in it.
+
+    >>> sorted(question_figures("Does error E4 in version 4.2.5 cost £45 at 9:30 on 2 June 2025?"))
+    ['4.2.5', 'e4']
+    """
+    formatted = [m.span() for pattern in _FORMATTED for m in pattern.finditer(question)]
+    return frozenset(
+        t for a, b, t in term_spans(question) if any(ch.isdigit() for ch in t) and not any(s < b and a < e for s, e in formatted)
+    )
+
+
 def question_weights(question: str, idf: dict[str, float]) -> dict[str, float]:
     """Idf of each question term, the words that only name the answer's kind damped.
 
@@ -815,7 +833,7 @@ class Extractor:
         Super Bowl 50 though its paragraphs say "the game"."""
         if d not in self._path_of:
             folders, _, name = self.snapshot.document(d).source.rpartition("/")
-            self._path_of[d] = frozenset(tokenize(re.sub(r"[\W_]+", " ", f"{folders} {name.rsplit('.', 1)[0]}")))
+            self._path_of[d] = frozenset(tokenize(re.sub(r"[/_\s-]+", " ", f"{folders} {name.rsplit('.', 1)[0]}")))
         return self._path_of[d]
 
     def _holds(self, u: int, kind: str) -> bool:
@@ -920,8 +938,10 @@ class Extractor:
         label_mask_of = {u: sum(b for t, b in bit.items() if t in unit_of[u].label_terms) for u in need if unit_of[u].label_terms}
         rare_bits = sum(bit[t] for t in rare)
         # the question's own numbers and codes ("version 4.2.5", "E4", "item 7"): a window that lacks them, with its
-        # heading and neighbours, is about another one however much else it shares
-        figures = {t: w for t, w in weights.items() if t in query.terms and any(ch.isdigit() for ch in t)}
+        # heading, the lines beside it in its section and its file's path, is about another one however much else it
+        # shares
+        asked_figures = question_figures(question)
+        figures = {t: w for t, w in weights.items() if t in asked_figures}
         figure_bits = sum(bit[t] for t in figures)
         named_bits = {d: sum(bit[t] for t in figures if t in self._path(d)) for d in docs.tolist()}
         documents = []
@@ -957,7 +977,13 @@ class Extractor:
             row[col["structure"]] = facts.structure
             row[col["heading"]] = units[0].kind == "heading"
             row[col["rare_term"]] = bool(rare_bits & around_mask)
-            missing = figure_bits & ~(around_mask | named_bits[doc]) if figure_bits else 0
+            missing = 0
+            if figure_bits:
+                figures_held = own_mask | context_mask | named_bits[doc]
+                for n in near:
+                    if unit_of[n].kind != "heading" and unit_of[n].context == units[0].context:
+                        figures_held |= mask_of[n]
+                missing = figure_bits & ~figures_held
             if missing:
                 row[col["figures_missing"]] = sum(v for t, v in figures.items() if bit[t] & missing) / sum(figures.values())
             row[col["asking"]] = units[-1].asking

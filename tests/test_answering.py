@@ -309,12 +309,12 @@ def test_window_cosines_are_those_of_its_units(tiny):
         assert row[FEATURES.index("window_dense")] == pytest.approx(cosines.sum() / np.linalg.norm(vectors.sum(axis=0)), abs=1e-6)
 
 
-def _window_feature(assistant, question, name):
+def _window_feature(assistant, question, name, history=()):
     """Index the assistant's corpus; one FEATURES column of `question`, by the text of each candidate window."""
     assistant.index()
     live = assistant.live()
-    query, _, _ = assistant._search_for(live, question, (), None)
-    windows, features = live.extractor.features(question, query, live.retriever.search(query))
+    query, _, previous = assistant._search_for(live, question, history, None)
+    windows, features = live.extractor.features(question, query, live.retriever.search(query), previous)
     texts = [live.extractor._window_text(w.first, w.last) for w in windows]
     return dict(zip(texts, features[:, FEATURES.index(name)].tolist()))
 
@@ -408,8 +408,9 @@ def test_an_update_in_the_quoted_older_message_below_a_reply_does_not_overrule_t
 
 
 def test_a_window_without_the_number_or_code_the_question_names_is_marked(tmp_path, embedder):
-    """`figures_missing`: the share of the question's numbers and codes ("4.2.5", "E4") that a window lacks, with
-    its heading and neighbours; a question that names none marks no window."""
+    """`figures_missing`: the idf-weighted share of the question's own numbers and codes ("4.2.5", "E4") that a
+    window lacks, with its heading, the lines beside it under the same heading and its file's path (folders too);
+    not the next section's heading, not a follow-up's history, not sums, times or dates."""
     notes = (
         "# Release notes\n\n"
         "## Version 4.2.0 — 14 April 2025\n\n"
@@ -421,15 +422,24 @@ def test_a_window_without_the_number_or_code_the_question_names_is_marked(tmp_pa
         "- Timers no longer reset when the phone rotates.\n"
         "- Error E4 now says which ingredient it could not read.\n"
     )
-    assistant = make_assistant(tmp_path, embedder, {"notes.md": notes})
+    beta = "# What is new\n\nShopping lists can be shared with a household.\n"
+    assistant = make_assistant(tmp_path, embedder, {"notes.md": notes, "beta/release-5.0.1/draft.md": beta})
     missing = _window_feature(assistant, "When did version 4.2.5 come out?", "figures_missing")
     assert missing["## Version 4.2.0 — 14 April 2025"] == 1.0
     assert missing["## Version 4.2.5 — 2 June 2025"] == 0.0
     assert missing["- Timers no longer reset when the phone rotates."] == 0.0  # under the heading that names it
+    assert missing["- Timers keep running when the screen locks."] == 1.0  # the next heading is another section
     missing = _window_feature(assistant, "What does E4 mean after version 4.2.5?", "figures_missing")
-    assert 0.0 < missing["## Version 4.2.5 — 2 June 2025"] < 1.0
     assert missing["- Error E4 now says which ingredient it could not read."] == 0.0
+    idf = assistant.live().extractor.snapshot.idf(UNITS, ["e4", "4.2.5"])
+    assert missing["## Version 4.2.5 — 2 June 2025"] == pytest.approx(idf["e4"] / (idf["e4"] + idf["4.2.5"]))
+    missing = _window_feature(assistant, "Can shopping lists be shared in 5.0.1?", "figures_missing")
+    assert missing["Shopping lists can be shared with a household."] == 0.0  # the folder names it
+    assert missing["- Faster sync of shopping lists between phones."] == 1.0
     assert set(_window_feature(assistant, "When do timers reset?", "figures_missing").values()) == {0.0}
+    assert set(_window_feature(assistant, "What came out on 2 June 2025?", "figures_missing").values()) == {0.0}
+    history = ("What changed in version 4.2.5?",)
+    assert set(_window_feature(assistant, "When did it come out?", "figures_missing", history).values()) == {0.0}
 
 
 def test_a_statement_of_a_value_its_file_says_was_replaced_is_marked_stale(tmp_path, embedder):
