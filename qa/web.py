@@ -367,26 +367,32 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
         with answering.turn():
             return assistant.ask(question, history, sources)
 
-    def reply(question: str, chat: list, asked: list[str], shown: dict, chosen: list[str] | None = None):
-        """Echo the question at once, then answer it; `asked` holds this chat's last questions, raw, `shown`
-        what each answer of the chat showed (for feedback), and `chosen` the documents picked to ask within
-        (none picked: all)."""
+    def replies(question: str, chat: list, asked: list[str], shown: dict, chosen: list[str] | None):
+        """Echo the question at once, then answer it: yields (chat, asked, shown). `asked` holds this chat's
+        last questions, raw, `shown` what each answer of the chat showed (for feedback), and `chosen` the
+        documents picked to ask within (none picked: all)."""
         chat = list(chat or [])
         if question.strip():
             chat.append({"role": "user", "content": _question_html(question)})
-            yield "", chat, asked, shown
+        yield chat, asked, shown
         try:
             answer = answer_in_turn(question, asked, chosen or None)
         except QAError as e:
             chat.append({"role": "assistant", "content": f'<p class="qa-warn">{escape(_sentence(str(e)))}</p>'})
-            yield "", chat, asked, shown
+            yield chat, asked, shown
             return
         chat.append({"role": "assistant", "content": answer_html(answer)})
         shown = {**(shown or {}), str(len(chat) - 1): feedback_record(answer, asked)}
-        yield "", chat, [*asked, answer.question][-turns:] if turns else [], shown
+        yield chat, [*asked, answer.question][-turns:] if turns else [], shown
+
+    def reply(question: str, chat: list, asked: list[str], shown: dict, chosen: list[str] | None = None):
+        """Empty the question box once, with the echo, and never again: the next question, typed while this
+        one is answered, stays in the box."""
+        for n, outputs in enumerate(replies(question, chat, asked, shown, chosen)):
+            yield "" if n == 0 else gr.skip(), *outputs
 
     def reply_to_example(chat: list, asked: list[str], shown: dict, chosen: list[str], evt: gr.SelectData):
-        yield from reply(evt.value["text"], chat, asked, shown, chosen)
+        yield from replies(evt.value["text"], chat, asked, shown, chosen)
 
     index = assistant.settings.index_dir  # a folder, or a postgresql:// URL: then beside the seeds folder
     feedback = Feedback((index if isinstance(index, Path) else assistant.settings.seeds_dir).with_name("feedback.jsonl"))
@@ -568,8 +574,9 @@ def build_app(assistant, mcp: bool = False) -> CheckedBlocks:
                 report = gr.JSON(visible=False)
                 add_api = gr.Button(visible=False)
 
-        answered = box.submit(reply, [box, chat, asked, shown, chosen], [box, chat, asked, shown], api_visibility="private")
-        picked = chat.example_select(reply_to_example, [chat, asked, shown, chosen], [box, chat, asked, shown], api_visibility="private")
+        # a question sent while the last is still being answered waits its turn ("always_last"), not dropped
+        answered = box.submit(reply, [box, chat, asked, shown, chosen], [box, chat, asked, shown], api_visibility="private", trigger_mode="always_last")
+        picked = chat.example_select(reply_to_example, [chat, asked, shown, chosen], [chat, asked, shown], api_visibility="private")
         chat.like(judged, shown, None, api_visibility="private")
         for event in (answered, picked):
             event.then(lambda: index_html(assistant), None, panel, api_visibility="private")

@@ -127,6 +127,38 @@ def test_follow_up_and_bad_input_get_answers_in_the_chat(page, served):
     assert cold in ask(page, "How old was he?").locator("blockquote").first.inner_text()
 
 
+def test_a_question_sent_while_the_last_is_answered_is_kept_and_answered_next(page, served, monkeypatch):
+    """A visitor types and sends the next question before the last answer arrives: it is neither wiped from
+    the box by that answer nor dropped; it is answered after it."""
+    import threading
+
+    assistant, slow = served[0], "How many eggs does the queen lay a day?"
+    entered, release, ask_now = threading.Event(), threading.Event(), served[0].ask
+
+    def held(question, *args, **kwargs):
+        if question == slow:  # the first question is held until the second has been sent
+            entered.set()
+            release.wait(60)
+        return ask_now(question, *args, **kwargs)
+
+    monkeypatch.setattr(assistant, "ask", held)
+    box, before = "#question textarea", page.locator(REPLY).count()
+    try:
+        page.fill(box, slow)
+        page.press(box, "Enter")
+        assert entered.wait(60)
+        page.wait_for_function(f"document.querySelector({box!r}).value === ''")  # the echo emptied the box
+        page.fill(box, "When did Tom Reed retire?")
+        page.press(box, "Enter")
+        page.wait_for_timeout(300)  # the Enter reached a page still waiting for the first answer
+    finally:
+        release.set()
+    page.wait_for_function(f"document.querySelectorAll({REPLY!r}).length >= {before + 2}", timeout=60_000)
+    first, second = page.locator(REPLY).nth(before), page.locator(REPLY).nth(before + 1)
+    assert "1,500 eggs" in first.inner_text() and "2001" in second.inner_text()
+    assert page.input_value(box) == ""
+
+
 def test_unanswerable_question_shows_closest_passages_not_an_answer(page):
     reply = ask(page, "What is the boiling point of liquid nitrogen?")
     assert "The documents do not answer this question." in reply.inner_text()
@@ -136,9 +168,11 @@ def test_unanswerable_question_shows_closest_passages_not_an_answer(page):
 def test_example_question_then_the_rebuild_button_picks_up_a_new_file(page, served):
     from playwright.sync_api import expect
 
+    page.fill("#question textarea", "A question not sent yet")
     page.get_by_text("How high is Mount Etna?").click()
     page.wait_for_selector(REPLY, timeout=60_000)
     assert "volcano.txt" in page.locator(REPLY).last.inner_text()
+    assert page.input_value("#question textarea") == "A question not sent yet"  # an example leaves the box alone
 
     panel = page.locator("#index-panel")
     files = len(CORPUS)
