@@ -52,7 +52,7 @@ FOLDS = 5
 SQUAD_LIMIT = 300
 #: Dev's documents are asked in this many folders of about thirteen, each its own index, as a test set is and as a
 #: person's folder may be: the confidence of a window depends on how many documents compete with its own.
-DEV_GROUPS = 15
+DEV_GROUPS = 16
 #: Folds are held out in this many groups of documents: a fit of the trees takes about a minute.
 GROUPS = 10
 #: Boosting rounds of the trees fitted on the linear ranking's residual.
