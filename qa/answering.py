@@ -166,45 +166,45 @@ class Weights:
     top), judged on documents held out of the fit. No question or document is special-cased.
     """
 
-    sentence_dense: float = 0.58
-    window_dense: float = 6.13
-    chunk_dense: float = 1.73
-    neighbour_dense: float = 0.11
-    sentence_terms: float = -0.44
-    context_terms: float = 4.60
-    heading_terms: float = 2.37
-    document_terms: float = 2.41
-    next_terms: float = -4.69
-    answer_kind: float = 1.22
-    kind_missing: float = -1.16
-    kind_near: float = 0.81
-    novelty: float = 1.96
+    sentence_dense: float = 0.77
+    window_dense: float = 6.03
+    chunk_dense: float = 1.22
+    neighbour_dense: float = 0.14
+    sentence_terms: float = -0.29
+    context_terms: float = 4.10
+    heading_terms: float = 2.62
+    document_terms: float = 2.68
+    next_terms: float = -4.64
+    answer_kind: float = 1.30
+    kind_missing: float = -1.05
+    kind_near: float = 0.80
+    novelty: float = 2.04
     words: float = -1.10
-    long_words: float = -4.45
-    echo: float = -2.46
-    quoted: float = -0.27
-    structure: float = -0.10
-    definition: float = 4.68
-    update: float = -0.39
-    previous_document: float = 2.13
-    repeats_previous: float = 0.38
-    rare_term: float = 0.24
-    asking: float = -3.90
-    exact_kind: float = 0.99
-    exact_missing: float = -0.99  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
-    label_terms: float = 6.09
-    update_match: float = 0.88
-    corrects: float = 0.58
-    passage_rank: float = 0.29
-    document_dense: float = 5.75
-    title_terms: float = 5.07
-    phrases: float = 0.14
-    token_match: float = 8.34
+    long_words: float = -3.93
+    echo: float = -2.23
+    quoted: float = -0.23
+    structure: float = -0.13
+    definition: float = 4.84
+    update: float = -0.41
+    previous_document: float = 2.16
+    repeats_previous: float = 0.35
+    rare_term: float = 0.39
+    asking: float = -3.85
+    exact_kind: float = 0.88
+    exact_missing: float = -0.88  # exact_kind's complement when one is asked: nothing for ranking, a signal to Answerability
+    label_terms: float = 5.93
+    update_match: float = 1.06
+    corrects: float = 0.55
+    passage_rank: float = 0.35
+    document_dense: float = 5.43
+    title_terms: float = 5.33
+    phrases: float = 0.12
+    token_match: float = 8.15
     unmentioned: float = 0.00  # the same for every window of a question: nothing for ranking, a signal to Answerability
-    heading: float = 0.63
-    overruled: float = -0.65
-    stale: float = -0.96
-    figures_missing: float = -1.23
+    heading: float = 0.51
+    overruled: float = -0.67
+    stale: float = -1.01
+    figures_missing: float = -1.22
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES])
@@ -229,8 +229,8 @@ class Answerability:
     chosen small share of the answerable questions of the fitted documents.
     """
 
-    weights: tuple[float, ...] = (0.04888, 0.1608, -0.07497, 0.4034, 0.6219, -0.2634, 0.1638, 0.002103, 0.2349, 0.2551, 0.07732, -0.01797, -0.08266, 0.1388, 0.03714, -1.09, 0.0801, 0.2533, 0.672, -0.04905, 0.03961, 0.7434, -0.009437, 0.2286, 0.1395, 0.1076, -0.1355, -0.2466, -0.9875, 0.6202, 0.05189, -0.0861, 0.1931, 0.5736, -0.02748, -0.002623, 0.7917, -0.5312, -0.4438, -0.2205, -0.3049, -0.4568)
-    bias: float = -0.9503
+    weights: tuple[float, ...] = (0.04787, 0.1614, -0.0743, 0.3296, 0.5103, -0.2134, 0.1753, -0.002088, 0.2237, 0.1502, 0.08049, 0.162, -0.08282, 0.1573, 0.04202, -0.07569, 0.05635, 0.2489, 0.7987, -0.06031, 0.03293, 0.7408, -0.002765, 0.2193, 0.1048, 0.1137, -0.1314, -0.2496, -1.046, 0.5689, 0.03507, -0.0829, 0.1728, 0.5585, 0.02735, 0.02887, 0.7956, -0.4797, -0.5379, -0.2753, -0.3346, -0.3654)
+    bias: float = -1.886
 
     def confidence(self, rows: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights, dtype=np.float64)
